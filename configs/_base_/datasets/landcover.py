@@ -1,0 +1,51 @@
+# Landsat-7 land-cover tiles (6 bands, 7 classes), prepared by
+# tools/dataset_converters/prepare_landcover.py.
+dataset_type = 'LandcoverNCDataset'
+data_root = 'data/landcover_nc'
+crop_size = (32, 32)
+# Per-band mean/std over valid pixels of the scene (tools/band_stats.py).
+band_mean = [82.59, 68.58, 68.98, 67.99, 88.85, 60.28]
+band_std = [15.76, 17.56, 25.05, 13.81, 25.32, 23.34]
+train_pipeline = [
+    dict(type='LoadGeoImageFromFile', expected_bands=6),
+    dict(type='LoadGeoAnnotations', label_offset=-1),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='RandomFlip', prob=0.5, direction='vertical'),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadGeoImageFromFile', expected_bands=6),
+    dict(type='LoadGeoAnnotations', label_offset=-1),
+    dict(type='PackSegInputs'),
+]
+tta_pipeline = [
+    dict(type='LoadGeoImageFromFile', expected_bands=6),
+    dict(
+        type='TestTimeAug',
+        transforms=[[
+            dict(type='RandomFlip', prob=0., direction='horizontal'),
+            dict(type='RandomFlip', prob=1., direction='horizontal')
+        ], [dict(type='LoadGeoAnnotations', label_offset=-1)],
+                    [dict(type='PackSegInputs')]])
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU', 'mFscore'])
+test_evaluator = val_evaluator

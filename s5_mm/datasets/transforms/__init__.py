@@ -1,0 +1,1 @@
+from . import geo_loading, semi_transforms  # noqa: F401

@@ -1,0 +1,1 @@
+from . import backbones, data_preprocessors, layers, necks, segmentors  # noqa: F401,E501

@@ -1,0 +1,3 @@
+from .multiband import MultiBandSegDataPreProcessor
+
+__all__ = ['MultiBandSegDataPreProcessor']

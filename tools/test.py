@@ -1,0 +1,130 @@
+"""Test (evaluate) a checkpoint with an MM config (MMSeg/MMDet/MMRotate scope).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR]
+                         [--tta] [--out PATH] [--cfg-options k=v ...]
+                         [--launcher pytorch]
+
+--out: segmentation configs write per-image prediction maps into the PATH
+folder; detection configs dump the raw results to the PATH pickle.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import Config, ConfigDict, DictAction
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _scope import build_runner, prepare_scope  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test a s5_mm model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='directory for the metric logs')
+    parser.add_argument(
+        '--show-dir', help='directory where painted predictions are saved')
+    parser.add_argument(
+        '--show', action='store_true', help='show predictions in a window')
+    parser.add_argument(
+        '--wait-time', type=float, default=2, help='interval of --show (s)')
+    parser.add_argument(
+        '--out', type=str,
+        help='seg: folder for prediction maps; det: .pkl file of results')
+    parser.add_argument(
+        '--tta', action='store_true', help='test-time augmentation '
+        '(needs tta_model and tta_pipeline in the config)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config keys, e.g. test_dataloader.batch_size=2')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def _enable_visualization(cfg, args, task):
+    hooks = cfg.default_hooks
+    if 'visualization' not in hooks:
+        raise KeyError(
+            '--show/--show-dir need default_hooks.visualization in the '
+            'config (SegVisualizationHook or DetVisualizationHook)')
+    vis = hooks.visualization
+    vis.draw = True
+    if args.show:
+        vis.show = True
+        vis.wait_time = args.wait_time
+    if args.show_dir:
+        if task == 'seg':
+            # SegVisualizationHook writes under visualizer.save_dir.
+            cfg.visualizer.save_dir = args.show_dir
+        else:
+            vis.test_out_dir = args.show_dir
+        cfg.visualizer.setdefault('vis_backends',
+                                  [dict(type='LocalVisBackend')])
+
+
+def _set_output(cfg, args, task):
+    if task == 'seg':
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+        return
+    if not args.out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out for detection must be a .pkl file, '
+                         f'got {args.out}')
+    evaluator = cfg.test_evaluator
+    dump = ConfigDict(type='DumpDetResults', out_file_path=args.out)
+    if isinstance(evaluator, (list, tuple)):
+        cfg.test_evaluator = list(evaluator) + [dump]
+    elif evaluator.get('type') == 'MultiDatasetsEvaluator' or \
+            'metrics' in evaluator:
+        evaluator.metrics = list(evaluator.metrics) + [dump]
+    else:
+        cfg.test_evaluator = [evaluator, dump]
+
+
+def _enable_tta(cfg):
+    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+        raise KeyError('--tta needs tta_model and tta_pipeline in the config')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+
+
+def build_test_cfg(args):
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    cfg.load_from = args.checkpoint
+    task = prepare_scope(cfg)
+    if args.show or args.show_dir:
+        _enable_visualization(cfg, args, task)
+    if args.tta:
+        _enable_tta(cfg)
+    if args.out is not None:
+        _set_output(cfg, args, task)
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = build_test_cfg(args)
+    runner = build_runner(cfg)
+    return runner.test()
+
+
+if __name__ == '__main__':
+    main()
