@@ -40,8 +40,30 @@ def prepare_scope(cfg):
     return task
 
 
+def init_cpu_distributed(cfg):
+    """torchrun on a machine without CUDA: start a gloo process group first.
+
+    mmengine's init_dist calls ``torch.cuda.set_device`` unconditionally,
+    which fails without a GPU; the Runner skips init_dist when a group exists.
+    """
+    import torch
+    import torch.distributed as dist
+    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available() \
+            or dist.is_initialized():
+        return
+    dist.init_process_group(backend='gloo')
+    cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    # DDP of a CPU module takes no device_ids (the Runner's default sets them)
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+
+
 def build_runner(cfg):
     """The config's ``runner_type`` if it names one, else mmengine's Runner."""
+    init_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         from mmengine.registry import RUNNERS
         return RUNNERS.build(cfg)

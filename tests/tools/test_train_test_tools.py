@@ -76,4 +76,6 @@ def test_dist_train_two_cpu_processes(landcover_tiles, tmp_path, repo_root):
     assert logs
     lines = [json.loads(x) for x in logs[0].read_text().splitlines()]
     assert any('loss' in x for x in lines)
-    assert 'world_size: 2' in proc.stdout + proc.stderr
+    log = next(work.rglob('*.log')).read_text()
+    assert 'Distributed training: True' in log
+    assert "dist_cfg=dict(backend='gloo')" in log

@@ -1,0 +1,84 @@
+# S4P demo: tiny S5 ViT + UperNet on the Landsat-7 land-cover tiles (6
+# bands, 7 classes, 32 px), a few labelled tiles + all other training tiles
+# unlabelled. tools/run_s4p_demo.py prepares the tiles and the split lists
+# (splits/labelled.txt, splits/unlabelled.txt) and compares this config with
+# s4p_vit-tiny_landcover_supervised.py (same labels, same steps).
+_base_ = ['./vit-tiny_upernet_landcover.py']
+
+data_root = 'data/landcover_nc'
+labelled_list = 'splits/labelled.txt'
+unlabelled_list = 'splits/unlabelled.txt'
+label_dir = 'ann_dir/train'
+labelled_per_batch = 8
+unlabelled_per_batch = 8
+# Landsat ETM+ bands 1, 2, 3 are blue, green, red: (R, G, B) = (2, 1, 0).
+rgb_bands = (2, 1, 0)
+branch_field = ['sup', 'unsup_teacher', 'unsup_student']
+weak_geometric = [
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='RandomFlip', prob=0.5, direction='vertical'),
+    dict(type='RandomRot90', prob=0.5),
+]
+strong_photometric = [
+    dict(type='MultiBandColorJitter', brightness=0.5, contrast=0.5,
+         saturation=0.5, hue=0.25, prob=0.8, rgb_bands=rgb_bands),
+    dict(type='MultiBandGrayscale', prob=0.2, rgb_bands=rgb_bands),
+    dict(type='MultiBandGaussianBlur', sigma=(0.1, 2.0), prob=0.5),
+]
+sup_pipeline = [
+    dict(type='LoadGeoImageFromFile', expected_bands=6),
+    dict(type='LoadGeoAnnotations', label_offset=-1),
+    *weak_geometric,
+    dict(type='mmdet.MultiBranch', branch_field=branch_field,
+         sup=[dict(type='PackSegInputs')]),
+]
+unsup_pipeline = [
+    dict(type='LoadGeoImageFromFile', expected_bands=6),
+    dict(type='AddPaddingMask'),  # nodata pixels -> ignored
+    *weak_geometric,
+    dict(type='mmdet.MultiBranch', branch_field=branch_field,
+         unsup_teacher=[dict(type='PackSegInputs')],
+         unsup_student=[*strong_photometric, dict(type='PackSegInputs')]),
+]
+train_dataloader = dict(
+    _delete_=True,
+    batch_size=labelled_per_batch + unlabelled_per_batch,
+    num_workers=0,
+    sampler=dict(
+        type='mmdet.MultiSourceSampler',
+        batch_size=labelled_per_batch + unlabelled_per_batch,
+        source_ratio=[labelled_per_batch, unlabelled_per_batch]),
+    dataset=dict(
+        type='ConcatDataset',
+        ignore_keys=['classes', 'palette', 'label_map', 'reduce_zero_label'],
+        datasets=[
+            dict(type='LandcoverNCDataset', data_root=data_root,
+                 ann_file=labelled_list,
+                 data_prefix=dict(img_path='img_dir/train',
+                                  seg_map_path=label_dir),
+                 pipeline=sup_pipeline),
+            dict(type='UnlabeledImageDataset', data_root=data_root,
+                 ann_file=unlabelled_list,
+                 data_prefix=dict(img_path='img_dir/train'),
+                 pipeline=unsup_pipeline),
+        ]))
+
+segmentor = _base_.model
+model = dict(
+    _delete_=True,
+    type='S4PSegmentor',
+    segmentor=segmentor,
+    semi_train_cfg=dict(
+        conf_thresh=0.95,
+        sup_weight=0.5,
+        unsup_weight=0.5,
+        cutmix_prob=0.5,
+        teacher='ema',
+        ema_momentum=0.01,
+        unsup_start_iter=300),
+    semi_test_cfg=dict(predict_on='teacher'))
+
+max_iters = 1500
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+default_hooks = dict(checkpoint=dict(interval=max_iters, save_best=None))
+custom_hooks = [dict(type='S4PStatsHook', interval=100, collapse_share=0.9)]
