@@ -58,10 +58,19 @@ else
   "${PIP[@]}" install -c "$C" --no-deps "$WHEELS"/onedl_mmcv-"$MMCV_V"-*.whl
 fi
 
-log "runtime and test requirements"
-"${PIP[@]}" install -q -c "$C" -r requirements/runtime.txt -r requirements/tests.txt
-log "s5_mm (editable)"
-"${PIP[@]}" install -q -c "$C" --no-deps --no-build-isolation -e .
+# Stamp of what the last successful install used: unchanged -> skip pip.
+STAMP="$VENV/.s5_mm-requirements.sha256"
+REQ_SHA=$(cat "$C" requirements/runtime.txt requirements/tests.txt setup.py | sha256sum | cut -d' ' -f1)
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$REQ_SHA" ] && \
+   have <<<"import os, s5_mm; assert os.path.samefile(os.path.dirname(s5_mm.__file__), '$ROOT/s5_mm')"; then
+  log "runtime requirements and s5_mm already installed"
+else
+  log "runtime and test requirements"
+  "${PIP[@]}" install -q -c "$C" -r requirements/runtime.txt -r requirements/tests.txt
+  log "s5_mm (editable)"
+  "${PIP[@]}" install -q -c "$C" --no-deps --no-build-isolation -e .
+  echo "$REQ_SHA" > "$STAMP"
+fi
 
 log "verifying the stack"
 "$PY" - <<'PYEOF'

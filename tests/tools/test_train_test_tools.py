@@ -52,6 +52,16 @@ def test_train_save_test_resume(landcover_tiles, tmp_path, repo_root):
     pictures = list((tmp_path / 'vis').rglob('*.png'))
     assert pictures, 'no prediction pictures written by --show-dir'
 
+    # flip TTA and per-tile prediction maps
+    out_dir = tmp_path / 'pred'
+    tta_metrics = test_tool.main([
+        CONFIG, str(ckpt), '--tta', '--out', str(out_dir), '--work-dir',
+        str(tmp_path / 'tta'), '--cfg-options'
+    ] + tiny_options(landcover_tiles, 2))
+    assert 0.0 <= tta_metrics['mIoU'] <= 100.0
+    n_val = len(list((landcover_tiles / 'img_dir' / 'val').glob('*.tif')))
+    assert len(list(out_dir.glob('*.png'))) == n_val
+
     # --resume without a path picks the latest checkpoint of the work dir
     train_tool.main([CONFIG, '--work-dir', str(work), '--resume',
                      '--cfg-options'] + tiny_options(landcover_tiles, 4))

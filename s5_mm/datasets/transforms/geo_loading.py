@@ -1,0 +1,162 @@
+"""Loading transforms for GeoTIFF and other rasterio-readable scenes.
+
+``LoadGeoImageFromFile`` keeps bands in file order (no BGR swap): configs that
+use it set ``bgr_to_rgb=False`` in the data preprocessor and give one
+mean/std per band there (``MultiBandSegDataPreProcessor`` for other than 1 or
+3 bands; ``tools/band_stats.py`` prints the values). See :mod:`s5_mm.geo` for
+adapting a 3-band checkpoint to N bands.
+
+Both transforms read only ``results['geo_window']`` when present (a rasterio
+``Window`` or ``(col_off, row_off, width, height)``), so a dataset can sample
+crops of a large scene without reading all of it; outside the raster counts
+as nodata.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import rasterio
+from mmcv.transforms import BaseTransform
+from rasterio.windows import Window
+
+from s5_mm.geo.raster_stack import RasterStack
+from s5_mm.registry import TRANSFORMS
+
+
+def _window(results) -> Optional[Window]:
+    win = results.get('geo_window')
+    if win is None or isinstance(win, Window):
+        return win
+    return Window(*[int(v) for v in win])
+
+
+@TRANSFORMS.register_module()
+class LoadGeoImageFromFile(BaseTransform):
+    """Load a raster (or a stack of single-band files) as an HxWxC image.
+
+    Required keys: ``img_path`` (a path, or a list of one file per band).
+    Added keys: ``img`` (HxWxC, float32 unless ``to_float32=False``, nodata
+    pixels set to 0), ``img_shape``, ``ori_shape``, ``valid_mask`` (HxW bool,
+    False where any band is nodata), ``geo_crs`` (WKT, None if untagged),
+    ``geo_transform`` (affine coefficients ``(a, b, c, d, e, f)`` as in
+    ``tuple(rasterio_transform)[:6]``; ``Affine(*t)`` rebuilds it; already
+    shifted to ``geo_window``), ``nodata`` (per band, None where undefined).
+
+    Args:
+        bands: 1-based band indexes to select/reorder (one multi-band file).
+        to_float32: convert to float32; otherwise keep the bands' common dtype.
+        nodata: override the files' nodata value.
+        expected_bands: raise if the number of bands read differs.
+    """
+
+    def __init__(self, bands: Optional[Sequence[int]] = None,
+                 to_float32: bool = True, nodata: Optional[float] = None,
+                 expected_bands: Optional[int] = None):
+        self.bands = list(bands) if bands is not None else None
+        self.to_float32 = to_float32
+        self.nodata = nodata
+        self.expected_bands = expected_bands
+
+    def transform(self, results: dict) -> dict:
+        src = results['img_path']
+        window = _window(results)
+        with RasterStack(src, bands=self.bands, nodata=self.nodata) as stack:
+            if (self.expected_bands is not None
+                    and stack.count != self.expected_bands):
+                raise ValueError(f'expected {self.expected_bands} bands, got '
+                                 f'{stack.count} from {stack.paths}')
+            dtype = np.float32 if self.to_float32 else stack.dtype
+            data, invalid = stack.read(window, boundless=window is not None,
+                                       dtype=dtype)
+            transform = stack.transform
+            if window is not None:
+                transform = transform @ rasterio.Affine.translation(
+                    window.col_off, window.row_off)
+            crs = stack.crs.to_wkt() if stack.crs else None
+            nodata = stack.band_nodata
+        data[invalid] = 0
+        img = np.ascontiguousarray(data.transpose(1, 2, 0))
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        results['valid_mask'] = ~invalid.any(axis=0)
+        results['geo_crs'] = crs
+        results['geo_transform'] = tuple(transform)[:6]
+        results['nodata'] = nodata
+        return results
+
+    def __repr__(self):
+        return (f'{self.__class__.__name__}(bands={self.bands}, '
+                f'to_float32={self.to_float32}, nodata={self.nodata}, '
+                f'expected_bands={self.expected_bands})')
+
+
+@TRANSFORMS.register_module()
+class LoadGeoAnnotations(BaseTransform):
+    """Load a label raster as ``gt_seg_map`` (uint8 HxW).
+
+    Label = raw value + ``label_offset`` (e.g. -1 maps classes 1..K to
+    0..K-1). Set to ``ignore_index``: the raster's nodata, negative labels
+    after the offset (an "unlabelled" 0 with offset -1), and pixels where
+    ``results['valid_mask']`` is False. Then, as MMSeg's ``LoadAnnotations``,
+    ``reduce_zero_label`` and ``label_map`` from ``results`` apply.
+
+    Args:
+        label_offset: integer added to the raw labels.
+        ignore_index: value for ignored pixels.
+        nodata: override the label raster's nodata value.
+    """
+
+    def __init__(self, label_offset: int = 0, ignore_index: int = 255,
+                 nodata: Optional[float] = None):
+        self.label_offset = int(label_offset)
+        self.ignore_index = int(ignore_index)
+        self.nodata = nodata
+
+    def transform(self, results: dict) -> dict:
+        path = results['seg_map_path']
+        window = _window(results)
+        with RasterStack(path, nodata=self.nodata) as stack:
+            if stack.count != 1:
+                raise ValueError(f'label raster {path} has {stack.count} '
+                                 'bands, expected 1')
+            raw, invalid = stack.read(window, boundless=window is not None)
+        raw, invalid = raw[0], invalid[0]
+        img_shape = results.get('ori_shape', results.get('img_shape'))
+        if img_shape is not None and tuple(raw.shape) != tuple(img_shape[:2]):
+            raise ValueError(
+                f'label raster {path} is {raw.shape[1]}x{raw.shape[0]} (WxH) '
+                f'but image {results.get("img_path")} is '
+                f'{img_shape[1]}x{img_shape[0]}')
+        vals = raw[~invalid]
+        if vals.dtype.kind == 'f':
+            if not np.isfinite(vals).all() or (vals != np.round(vals)).any():
+                raise ValueError(f'label raster {path} holds non-integer '
+                                 'values outside its nodata')
+        labels = raw.astype(np.int64) + self.label_offset
+        ignore = invalid | (labels < 0)
+        if 'valid_mask' in results:
+            ignore |= ~results['valid_mask']
+        too_big = labels[~ignore] > 255
+        if too_big.any():
+            raise ValueError(f'label raster {path} has labels > 255 after '
+                             f'offset {self.label_offset}')
+        labels[ignore] = self.ignore_index
+        gt = labels.astype(np.uint8)
+        if results.get('reduce_zero_label', False):
+            gt[gt == 0] = 255
+            gt = gt - 1
+            gt[gt == 254] = 255
+        label_map = results.get('label_map')
+        if label_map:
+            src = gt.copy()
+            for old_id, new_id in label_map.items():
+                gt[src == old_id] = new_id
+        results['gt_seg_map'] = gt
+        results.setdefault('seg_fields', []).append('gt_seg_map')
+        return results
+
+    def __repr__(self):
+        return (f'{self.__class__.__name__}(label_offset={self.label_offset}, '
+                f'ignore_index={self.ignore_index}, nodata={self.nodata})')
