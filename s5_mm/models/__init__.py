@@ -1,1 +1,2 @@
-from . import backbones, data_preprocessors, layers, necks, segmentors  # noqa: F401,E501
+from . import (backbones, data_preprocessors, detectors, layers,  # noqa: F401
+               necks, segmentors)

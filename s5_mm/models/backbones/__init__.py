@@ -1,0 +1,3 @@
+from .vit import S5ViT
+
+__all__ = ['S5ViT']

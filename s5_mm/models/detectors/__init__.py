@@ -1,0 +1,3 @@
+from .multi_head_two_stage import MultiHeadTwoStageDetector
+
+__all__ = ['MultiHeadTwoStageDetector']

@@ -1,0 +1,275 @@
+"""Segmentor with one decode head per dataset on a shared (MoE) backbone:
+the MoE-MDF segmentation model (S5_METHOD.md section 4)."""
+import inspect
+from contextlib import contextmanager
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.logging import print_log
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.utils import add_prefix
+from torch import Tensor, nn
+
+from s5_mm.registry import MODELS
+
+
+@MODELS.register_module()
+class MultiHeadEncoderDecoder(EncoderDecoder):
+    """EncoderDecoder with ``decode_head`` (and optional ``auxiliary_head``)
+    given as ``{dataset_name: head_cfg}``.
+
+    Each sample is routed by ``data_samples[i].metainfo['dataset_name']``
+    (or ``'dataset_id'``, an index into ``dataset_names``): the backbone gets
+    the dataset ids (MoE experts), each head sees only its own samples. The
+    loss holds every dataset's losses prefixed ``<name>.decode`` (and
+    ``<name>.aux``), summed with equal weight by the optimizer wrapper.
+
+    Args:
+        decode_head (dict): ``{dataset_name: decode head config}``.
+        auxiliary_head (dict, optional): same keys, one auxiliary head each.
+        dataset_names (Sequence[str], optional): Dataset order for
+            ``dataset_id`` routing; default: the backbone's ``dataset_names``
+            or else the ``decode_head`` key order. The backbone's expert of a
+            dataset is looked up by name when the backbone has names.
+        Other arguments as :class:`mmseg.models.EncoderDecoder`.
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 decode_head: Dict[str, dict],
+                 neck: Optional[dict] = None,
+                 auxiliary_head: Optional[Dict[str, dict]] = None,
+                 train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 dataset_names: Optional[Sequence[str]] = None,
+                 pretrained: Optional[str] = None,
+                 init_cfg: Optional[dict] = None):
+        self._dataset_names_arg = dataset_names
+        super().__init__(backbone=backbone, decode_head=decode_head,
+                         neck=neck, auxiliary_head=auxiliary_head,
+                         train_cfg=train_cfg, test_cfg=test_cfg,
+                         data_preprocessor=data_preprocessor,
+                         pretrained=pretrained, init_cfg=init_cfg)
+        names = self._dataset_names_arg or getattr(
+            self.backbone, 'dataset_names', None) or list(self.decode_head)
+        names = list(names)
+        if sorted(names) != sorted(self.decode_head):
+            raise ValueError(f'dataset_names {names} must be the decode_head '
+                             f'keys {list(self.decode_head)}')
+        self.dataset_names = names
+        bb_names = getattr(self.backbone, 'dataset_names', None)
+        self._num_experts = getattr(self.backbone, 'num_experts', 0)
+        if self._num_experts and bb_names is None \
+                and self._num_experts != len(names):
+            raise ValueError(f'backbone has {self._num_experts} experts but '
+                             f'there are {len(names)} datasets; set '
+                             'backbone.dataset_names')
+        if bb_names is not None and self._num_experts:
+            unknown = [n for n in names if n not in bb_names]
+            if unknown:
+                raise ValueError(f'datasets {unknown} have no expert in the '
+                                 f'backbone (dataset_names={bb_names})')
+        self._expert_of = {
+            n: (bb_names.index(n) if bb_names is not None and
+                self._num_experts else i)
+            for i, n in enumerate(names)
+        }
+        self._backbone_takes_ids = 'dataset_ids' in inspect.signature(
+            self.backbone.forward).parameters
+
+    # ------------------------------------------------------------ build
+    @staticmethod
+    def _check_head_dict(heads, what: str) -> None:
+        if not isinstance(heads, dict) or 'type' in heads or not heads:
+            raise TypeError(f'MultiHeadEncoderDecoder: {what} must be a '
+                            'non-empty dict {dataset_name: head config}')
+
+    def _init_decode_head(self, decode_head: Dict[str, dict]) -> None:
+        self._check_head_dict(decode_head, 'decode_head')
+        self.decode_head = nn.ModuleDict(
+            {name: MODELS.build(cfg) for name, cfg in decode_head.items()})
+        heads = list(self.decode_head.values())
+        if len({h.align_corners for h in heads}) != 1:
+            raise ValueError('all decode heads must share align_corners')
+        for name, head in self.decode_head.items():
+            if head.out_channels < 2:
+                raise ValueError(f'decode_head {name!r}: binary heads '
+                                 '(out_channels=1) are not supported here')
+        self.align_corners = heads[0].align_corners
+        self.num_classes = {n: h.num_classes
+                            for n, h in self.decode_head.items()}
+        self.out_channels = None  # set per dataset during inference
+
+    def _init_auxiliary_head(self, auxiliary_head) -> None:
+        if auxiliary_head is None:
+            return
+        self._check_head_dict(auxiliary_head, 'auxiliary_head')
+        unknown = set(auxiliary_head) - set(self.decode_head)
+        if unknown:
+            raise KeyError(f'auxiliary_head datasets {sorted(unknown)} have '
+                           'no decode_head')
+        self.auxiliary_head = nn.ModuleDict(
+            {name: MODELS.build(cfg) for name, cfg in auxiliary_head.items()})
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        # A single-head checkpoint (S4P): every dataset's decoder starts from
+        # its decode head; the classifiers (conv_seg) stay freshly initialised
+        # (S5_METHOD.md section 4). Plain FFNs are split into experts by the
+        # backbone itself.
+        head_prefix = prefix + 'decode_head.'
+        keys = [k for k in state_dict if k.startswith(head_prefix)]
+        is_single = keys and not any(
+            k[len(head_prefix):].split('.', 1)[0] in self.decode_head
+            for k in keys)
+        if is_single:
+            skipped = []
+            for key in keys:
+                value = state_dict.pop(key)
+                rest = key[len(head_prefix):]
+                if rest.startswith('conv_seg.'):
+                    skipped.append(key)
+                    continue
+                for name in self.decode_head:
+                    state_dict[f'{head_prefix}{name}.{rest}'] = value
+            print_log(
+                f'single-head checkpoint: decode_head copied to '
+                f'{list(self.decode_head)}; classifiers not loaded '
+                f'({skipped})', logger='current')
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    # ---------------------------------------------------------- routing
+    def sample_dataset_names(self, metas: Sequence[dict]) -> List[str]:
+        """Dataset name of each sample from its metainfo."""
+        names = []
+        for i, meta in enumerate(metas):
+            if 'dataset_name' in meta:
+                name = meta['dataset_name']
+            elif 'dataset_id' in meta:
+                idx = int(meta['dataset_id'])
+                if not 0 <= idx < len(self.dataset_names):
+                    raise KeyError(f'sample {i}: dataset_id {idx} out of '
+                                   f'range for {self.dataset_names}')
+                name = self.dataset_names[idx]
+            elif len(self.dataset_names) == 1:
+                name = self.dataset_names[0]
+            else:
+                raise KeyError(f"sample {i}: metainfo has neither "
+                               "'dataset_name' nor 'dataset_id' (add the key "
+                               'to PackSegInputs(meta_keys=...))')
+            if name not in self.decode_head:
+                raise KeyError(f'sample {i}: unknown dataset {name!r}; the '
+                               f'model has heads {self.dataset_names}')
+            names.append(name)
+        return names
+
+    @staticmethod
+    def _group(names: Sequence[str]) -> List[Tuple[str, List[int]]]:
+        groups: Dict[str, List[int]] = {}
+        for i, n in enumerate(names):
+            groups.setdefault(n, []).append(i)
+        return list(groups.items())
+
+    @staticmethod
+    def _take(x, idx: List[int], batch_size: int):
+        if len(idx) == batch_size:  # indices are sorted: whole batch
+            return x
+        index = torch.tensor(idx, device=x[0].device)
+        return type(x)(t.index_select(0, index) for t in x) if isinstance(
+            x, (tuple, list)) else x.index_select(0, index)
+
+    def extract_feat(self, inputs: Tensor,
+                     dataset_names: Optional[Sequence[str]] = None
+                     ) -> List[Tensor]:
+        """Backbone (+ neck) features; ``dataset_names`` (one per sample)
+        pick the MoE experts."""
+        if self._num_experts and self._backbone_takes_ids:
+            if dataset_names is None:
+                raise ValueError('the MoE backbone needs the dataset of each '
+                                 'sample; call with dataset_names')
+            ids = torch.tensor([self._expert_of[n] for n in dataset_names],
+                               dtype=torch.long, device=inputs.device)
+            x = self.backbone(inputs, dataset_ids=ids)
+        else:
+            x = self.backbone(inputs)
+        if self.with_neck:
+            x = self.neck(x)
+        return x
+
+    # ------------------------------------------------------------ train
+    def loss(self, inputs: Tensor, data_samples) -> dict:
+        names = self.sample_dataset_names([s.metainfo for s in data_samples])
+        x = self.extract_feat(inputs, names)
+        losses = dict()
+        for name, idx in self._group(names):
+            feats = self._take(x, idx, len(names))
+            samples = [data_samples[i] for i in idx]
+            loss = self.decode_head[name].loss(feats, samples, self.train_cfg)
+            losses.update(add_prefix(loss, f'{name}.decode'))
+            if self.with_auxiliary_head and name in self.auxiliary_head:
+                loss = self.auxiliary_head[name].loss(feats, samples,
+                                                      self.train_cfg)
+                losses.update(add_prefix(loss, f'{name}.aux'))
+        return losses
+
+    # ------------------------------------------------------------- test
+    @contextmanager
+    def _dataset(self, name: str):
+        # slide_inference / inference read self.out_channels.
+        head = self.decode_head[name]
+        old = self.out_channels
+        self.out_channels = head.out_channels
+        try:
+            yield head
+        finally:
+            self.out_channels = old
+
+    def encode_decode(self, inputs: Tensor,
+                      batch_img_metas: List[dict]) -> Tensor:
+        names = self.sample_dataset_names(batch_img_metas)
+        if len(set(names)) != 1:
+            raise ValueError('encode_decode takes one dataset per call, got '
+                             f'{sorted(set(names))}; use predict()')
+        x = self.extract_feat(inputs, names)
+        return self.decode_head[names[0]].predict(x, batch_img_metas,
+                                                  self.test_cfg)
+
+    def predict(self, inputs: Tensor, data_samples=None):
+        if data_samples is None:
+            if len(self.dataset_names) != 1:
+                raise ValueError('predict without data_samples is ambiguous '
+                                 'with several datasets; pass data_samples '
+                                 'with dataset_name in their metainfo')
+            return super().predict(inputs, data_samples)
+        metas = [s.metainfo for s in data_samples]
+        names = self.sample_dataset_names(metas)
+        for name, idx in self._group(names):
+            sub_inputs = self._take(inputs, idx, len(names))
+            with self._dataset(name):
+                logits = self.inference(sub_inputs, [metas[i] for i in idx])
+            # postprocess_result fills the samples in place.
+            self.postprocess_result(logits, [data_samples[i] for i in idx])
+        return data_samples
+
+    def _forward(self, inputs: Tensor, data_samples=None) -> Dict[str, Tensor]:
+        """Raw decode-head outputs per dataset: ``{name: logits}`` for the
+        samples of each dataset (all samples of the one dataset when
+        ``data_samples`` is None and there is a single head)."""
+        if data_samples is None:
+            if len(self.dataset_names) != 1:
+                raise ValueError('tensor mode with several datasets needs '
+                                 'data_samples with dataset_name')
+            names = self.dataset_names * inputs.shape[0]
+        else:
+            names = self.sample_dataset_names(
+                [s.metainfo for s in data_samples])
+        x = self.extract_feat(inputs, names)
+        return {
+            name: self.decode_head[name].forward(
+                self._take(x, idx, len(names)))
+            for name, idx in self._group(names)
+        }

@@ -1,0 +1,254 @@
+"""Checkpoint converters: MAE / timm keys and the released S5 key style."""
+from collections import OrderedDict
+
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from mmseg.models.backbones import VisionTransformer
+
+import s5_mm  # noqa: F401
+import s5_mm.models.segmentors.multi_head  # noqa: F401  (registers it)
+from s5_mm.models.backbones import S5ViT
+from s5_mm.models.utils import (compare_keys, convert_mae, convert_s5_official,
+                                load_checkpoint_state)
+from s5_mm.registry import MODELS
+
+ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, out_indices=(0, 1))
+
+
+def randomize(module, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    return module
+
+
+def test_official_keys_against_mmseg_vit_oracle():
+    # MMSeg's VisionTransformer has the mmcv-transformer key style of the
+    # released S5 backbone; an independent implementation to match.
+    ref = randomize(
+        VisionTransformer(img_size=32,
+                          patch_size=4,
+                          embed_dims=32,
+                          num_layers=2,
+                          num_heads=2,
+                          out_indices=(0, 1),
+                          with_cls_token=False,
+                          final_norm=False,
+                          patch_bias=True,
+                          interpolate_mode='bicubic'))
+    ref.eval()  # (MMSeg's ViT.train() returns None: no chaining)
+    state = {f'encoder.{k}': v for k, v in ref.state_dict().items()}
+    assert 'encoder.layers.0.attn.attn.in_proj_weight' in state
+    result = convert_s5_official(state)
+    assert result.unknown == [] and result.dropped == {}
+    ours = S5ViT(arch=ARCH, img_size=32, patch_size=4, drop_path_rate=0.)
+    backbone_state = {
+        k[len('backbone.'):]: v
+        for k, v in result.state_dict.items()
+    }
+    ours.load_state_dict(backbone_state, strict=True)
+    ours.eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        for a, b in zip(ours(x), ref(x)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def official_from_ours(model, expert_perm, decoder_suffix):
+    """Write our MDF segmentor's weights in the official S5 key style."""
+    out = OrderedDict()
+    for k, v in model.state_dict().items():
+        if k.startswith('backbone.'):
+            k = k[len('backbone.'):]
+            k = (k.replace('patch_embed.proj',
+                           'patch_embed.projection').replace(
+                               'blocks.',
+                               'layers.').replace('.norm1.', '.ln1.').replace(
+                                   '.norm2.', '.ln2.').replace(
+                                       'attn.qkv.weight',
+                                       'attn.attn.in_proj_weight').replace(
+                                           'attn.qkv.bias',
+                                           'attn.attn.in_proj_bias').replace(
+                                               'attn.proj.',
+                                               'attn.attn.out_proj.').replace(
+                                                   'mlp.fc1.',
+                                                   'ffn.layers.0.0.').replace(
+                                                       'mlp.fc2_shared.',
+                                                       'ffn.layers.1.'))
+            if '.mlp.experts.' in k:
+                head, rest = k.split('.mlp.experts.')
+                idx, name = rest.split('.', 1)
+                k = f'{head}.ffn.experts.{expert_perm.index(int(idx))}.{name}'
+            out[f'encoder.{k}'] = v
+        elif k.startswith('neck.'):
+            k = k[len('neck.'):].replace('fpn1.1.', 'fpn1.1.ln.')
+            out[f'encoder.{k}'] = v
+        else:
+            _, name, rest = k.split('.', 2)
+            if rest.startswith('conv_seg.'):
+                out[f'semseghead_{decoder_suffix[name][1]}.1.'
+                    f'{rest.split(".", 1)[1]}'] = v
+            else:
+                out[f'{decoder_suffix[name][0]}.decode_head.{rest}'] = v
+    # the official decoders carry an unused 1-class classifier
+    for dec, _ in decoder_suffix.values():
+        out[f'{dec}.decode_head.conv_seg.weight'] = torch.zeros(1, 16, 1, 1)
+    return out
+
+
+def mdf_model():
+
+    def head(n):
+        return dict(type='UPerHead',
+                    in_channels=[32] * 4,
+                    in_index=[0, 1, 2, 3],
+                    pool_scales=(1, 2),
+                    channels=16,
+                    num_classes=n,
+                    norm_cfg=dict(type='BN'))
+
+    names = ['vaihingen', 'openearthmap']
+    init_default_scope('mmseg')
+    return MODELS.build(
+        dict(type='MultiHeadEncoderDecoder',
+             backbone=dict(type='S5ViT',
+                           arch=dict(ARCH, out_indices=(0, 1, 1, 1)),
+                           img_size=32,
+                           patch_size=4,
+                           num_experts=2,
+                           expert_width=8,
+                           dataset_names=names),
+             neck=dict(type='SimpleFeaturePyramid', in_channels=32),
+             decode_head=dict(vaihingen=head(5), openearthmap=head(9)),
+             test_cfg=dict(mode='whole')))
+
+
+def test_official_moe_mdf_round_trip():
+    src_model = randomize(mdf_model(), seed=1)
+    suffix = dict(vaihingen=('semsegdecoder', 'vaihingen'),
+                  openearthmap=('semsegdecoder_OpenEarthMap', 'OpenEarthMap'))
+    # official expert 0 is OpenEarthMap, ours is expert 1
+    state = official_from_ours(src_model,
+                               expert_perm=[1, 0],
+                               decoder_suffix=suffix)
+    state['encoder.layers.0.ffn.gamma2.weight'] = torch.ones(32)
+    state['encoder.ln1.weight'] = torch.ones(32)
+    result = convert_s5_official(
+        state,
+        expert_names=['openearthmap', 'vaihingen'],
+        target_expert_names=['vaihingen', 'openearthmap'])
+    assert result.unknown == ['encoder.layers.0.ffn.gamma2.weight']
+    assert set(result.dropped) == {
+        'encoder.ln1.weight', 'semsegdecoder.decode_head.conv_seg.weight',
+        'semsegdecoder_OpenEarthMap.decode_head.conv_seg.weight'
+    }
+    target = mdf_model()
+    missing, unexpected, mismatched = compare_keys(result.state_dict,
+                                                   target.state_dict())
+    assert (missing, unexpected, mismatched) == ([], [], [])
+    target.load_state_dict(result.state_dict, strict=True)
+    for k, v in src_model.state_dict().items():
+        torch.testing.assert_close(target.state_dict()[k], v, msg=k)
+
+
+def test_official_single_dataset_decoder():
+    state = {
+        'semsegdecoder.decode_head.bottleneck.conv.weight': torch.ones(1),
+        'semseghead.1.weight': torch.ones(2),
+        'encoder.layers.0.ln1.weight': torch.ones(3)
+    }
+    out = convert_s5_official(state).state_dict
+    assert set(out) == {
+        'decode_head.bottleneck.conv.weight', 'decode_head.conv_seg.weight',
+        'backbone.blocks.0.norm1.weight'
+    }
+
+
+def mae_state(model, grid=2):
+    state = OrderedDict((k, v.clone()) for k, v in model.state_dict().items())
+    state['pos_embed'] = torch.randn(1, 1 + grid * grid, 32)
+    state['norm.weight'] = torch.ones(32)
+    state['decoder_embed.weight'] = torch.ones(4, 32)
+    state['mask_token'] = torch.zeros(1, 1, 32)
+    state['blocks.0.attn.q_bias'] = torch.zeros(32)
+    return state
+
+
+def test_mae_conversion():
+    src = randomize(S5ViT(arch=ARCH, img_size=32, patch_size=4), seed=2)
+    state = mae_state(src)
+    result = convert_mae(state, grid_size=(8, 8), prefix='backbone.')
+    assert result.unknown == ['blocks.0.attn.q_bias']
+    assert set(result.dropped) == {
+        'norm.weight', 'decoder_embed.weight', 'mask_token'
+    }
+    assert result.state_dict['backbone.pos_embed'].shape == (1, 64, 32)
+    # without a grid the class slot is dropped and the grid kept; S5ViT
+    # resizes it on load
+    plain = convert_mae(state).state_dict
+    assert plain['pos_embed'].shape == (1, 4, 32)
+    dst = S5ViT(arch=ARCH, img_size=32, patch_size=4)
+    dst.load_state_dict(plain, strict=True)
+    torch.testing.assert_close(dst.pos_embed,
+                               result.state_dict['backbone.pos_embed'])
+    torch.testing.assert_close(dst.blocks[1].mlp.fc2.weight,
+                               src.blocks[1].mlp.fc2.weight)
+
+
+def test_mae_cli_and_config_check(tmp_path, capsys):
+    from model_converters import mae2s5mm
+    src = randomize(S5ViT(arch=ARCH, img_size=32, patch_size=4), seed=3)
+    path = tmp_path / 'mae.pth'
+    torch.save({'model': mae_state(src), 'epoch': 1599}, path)
+    cfg = tmp_path / 'cfg.py'
+    cfg.write_text(
+        "model = dict(type='EncoderDecoder', backbone=dict(type='S5ViT', "
+        f"arch={dict(ARCH, out_indices=(0, 1, 1, 1))!r}, img_size=32, "
+        "patch_size=4), neck=dict(type='SimpleFeaturePyramid', "
+        "in_channels=32), decode_head=dict(type='FCNHead', in_channels=32, "
+        "channels=8, num_convs=1, num_classes=3))\n")
+    mae2s5mm.main([
+        str(path),
+        str(tmp_path / 'out.pth'), '--img-size', '32', '--patch-size', '4',
+        '--config',
+        str(cfg)
+    ])
+    printed = capsys.readouterr().out
+    assert 'UNKNOWN source keys' in printed
+    assert 'blocks.0.attn.q_bias' in printed
+    assert 'all 28 model keys present' in printed  # 2 + 2 + 2 blocks x 12
+    assert 'comparing with the model backbone' in printed
+    converted = load_checkpoint_state(str(tmp_path / 'out.pth'))
+    assert converted['pos_embed'].shape == (1, 64, 32)
+    with pytest.raises(SystemExit, match='conversion incomplete'):
+        mae2s5mm.main([str(path), str(tmp_path / 'x.pth'), '--strict'])
+    assert not (tmp_path / 'x.pth').exists()
+
+
+def test_s5official_cli(tmp_path, capsys):
+    from model_converters import s5official2s5mm
+    src_model = randomize(mdf_model(), seed=4)
+    suffix = dict(vaihingen=('semsegdecoder', 'vaihingen'),
+                  openearthmap=('semsegdecoder_OpenEarthMap', 'OpenEarthMap'))
+    state = official_from_ours(src_model, [0, 1], suffix)
+    path = tmp_path / 'official.pth'
+    torch.save({'model': {f'module.{k}': v for k, v in state.items()}}, path)
+    out = tmp_path / 'ours.pth'
+    s5official2s5mm.main([str(path), str(out), '--strict'])
+    target = mdf_model()
+    target.load_state_dict(load_checkpoint_state(str(out)), strict=True)
+    torch.testing.assert_close(
+        target.backbone.blocks[1].mlp.experts[1].weight,
+        src_model.backbone.blocks[1].mlp.experts[1].weight)
+    assert 'dropped by design (2)' in capsys.readouterr().out
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match='checkpoint not found'):
+        load_checkpoint_state(str(tmp_path / 'missing.pth'))
+    bad = tmp_path / 'bad.pth'
+    bad.write_bytes(b'not a checkpoint')
+    with pytest.raises(RuntimeError, match='cannot read checkpoint'):
+        load_checkpoint_state(str(bad))
