@@ -64,6 +64,9 @@ train_dataloader = dict(
         ]))
 
 segmentor = _base_.model
+# CE over labelled pixels only (as PyTorch's ignore_index), so sparse labels
+# are not diluted against the unsupervised term.
+segmentor.decode_head.loss_decode.avg_non_ignore = True
 model = dict(
     _delete_=True,
     type='S4PSegmentor',
@@ -75,10 +78,17 @@ model = dict(
         cutmix_prob=0.5,
         teacher='ema',
         ema_momentum=0.01,
-        unsup_start_iter=300),
-    semi_test_cfg=dict(predict_on='teacher'))
+        unsup_start_iter=100),
+    semi_test_cfg=dict(predict_on='student'))
 
-max_iters = 1500
+# Short CPU schedule (a few minutes per run on 2 cores).
+max_iters = 300
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+         end=30),
+    dict(type='CosineAnnealingLR', eta_min=0., by_epoch=False, begin=30,
+         end=max_iters),
+]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(checkpoint=dict(interval=max_iters, save_best=None))
 custom_hooks = [dict(type='S4PStatsHook', interval=100, collapse_share=0.9)]

@@ -7,6 +7,8 @@ data_root = 'data/landcover_nc'
 labelled_list = 'splits/labelled.txt'
 label_dir = 'ann_dir/train'
 labelled_per_batch = 8
+# CE over labelled pixels only, as in the S4P demo config.
+model = dict(decode_head=dict(loss_decode=dict(avg_non_ignore=True)))
 train_pipeline = [
     dict(type='LoadGeoImageFromFile', expected_bands=6),
     dict(type='LoadGeoAnnotations', label_offset=-1),
@@ -22,6 +24,13 @@ train_dataloader = dict(
         ann_file=labelled_list,
         data_prefix=dict(img_path='img_dir/train', seg_map_path=label_dir),
         pipeline=train_pipeline))
-max_iters = 1500
+# Short CPU schedule (a few minutes per run on 2 cores).
+max_iters = 300
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
+         end=30),
+    dict(type='CosineAnnealingLR', eta_min=0., by_epoch=False, begin=30,
+         end=max_iters),
+]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(checkpoint=dict(interval=max_iters, save_best=None))

@@ -1,0 +1,393 @@
+"""S4P semi-supervised segmentor: FixMatch with CutMix around any MMSeg model.
+
+Implements S5_METHOD.md section 2. Training batches come from
+``mmdet.MultiBranch`` pipelines with the branches ``sup`` (labelled, weak),
+``unsup_teacher`` (unlabelled, weak) and ``unsup_student`` (the same crop,
+strong); ``mmdet.MultiBranchDataPreprocessor`` groups them per branch.
+Unlabelled samples carry a ``gt_sem_seg`` padding mask (0 = image,
+``ignore_index`` = padding, see ``AddPaddingMask``).
+"""
+import copy
+from typing import Dict, List, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.config import ConfigDict
+from mmengine.dist import get_rank
+from mmengine.logging import MessageHub, print_log
+from mmengine.registry import DefaultScope
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.models.segmentors.base import BaseSegmentor
+from mmseg.models.utils import resize
+from torch import Tensor
+
+from s5_mm.registry import MODELS
+from .cutmix import boxes_to_masks, cutmix, sample_cutmix_boxes
+
+SUP, WEAK, STRONG = 'sup', 'unsup_teacher', 'unsup_student'
+
+DEFAULT_SEMI_TRAIN_CFG = dict(
+    conf_thresh=0.95,
+    sup_weight=0.5,
+    unsup_weight=0.5,
+    cutmix_prob=0.5,
+    cutmix_area=(0.02, 0.4),
+    cutmix_aspect=(0.3, 3.3),
+    teacher='self',
+    ema_momentum=0.001,
+    unsup_start_iter=0,
+    joint_forward=True,
+    ignore_index=255,
+    seed=None,
+)
+DEFAULT_SEMI_TEST_CFG = dict(predict_on='student')
+
+
+def _merge_cfg(defaults: dict, cfg: Optional[dict], name: str) -> dict:
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - set(defaults))
+    if unknown:
+        raise ValueError(f'unknown {name} keys {unknown}; known keys: '
+                         f'{sorted(defaults)}')
+    return {**defaults, **cfg}
+
+
+@MODELS.register_module()
+class S4PSegmentor(BaseSegmentor):
+    """FixMatch + CutMix semi-supervised wrapper of an MMSeg segmentor.
+
+    Args:
+        segmentor (dict): config of the wrapped segmentor (student).
+        semi_train_cfg (dict): ``conf_thresh`` (tau), ``sup_weight`` and
+            ``unsup_weight`` (total = w_s * L_sup + w_u * L_unsup, S5:
+            0.5/0.5), ``cutmix_prob``, ``cutmix_area`` (fraction of the crop),
+            ``cutmix_aspect``, ``teacher`` ('self': the student in eval mode
+            without grad, as S5; 'ema': an EMA copy), ``ema_momentum`` (weight
+            of the student per update, mmdet convention), ``unsup_start_iter``
+            (supervised warm-up length), ``joint_forward`` (one student pass
+            on labelled + strong images), ``ignore_index``, ``seed`` (CutMix
+            seed; default: torch's initial seed).
+        semi_test_cfg (dict): ``predict_on`` 'student' or 'teacher'.
+        data_preprocessor (dict, optional): a multi-branch preprocessor, or
+            a plain one, which is wrapped in
+            ``mmdet.MultiBranchDataPreprocessor`` (default: the segmentor's).
+    """
+
+    def __init__(self,
+                 segmentor: dict,
+                 semi_train_cfg: Optional[dict] = None,
+                 semi_test_cfg: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
+        self.semi_train_cfg = _merge_cfg(DEFAULT_SEMI_TRAIN_CFG,
+                                         semi_train_cfg, 'semi_train_cfg')
+        self.semi_test_cfg = _merge_cfg(DEFAULT_SEMI_TEST_CFG, semi_test_cfg,
+                                        'semi_test_cfg')
+        teacher = self.semi_train_cfg['teacher']
+        if teacher not in ('self', 'ema'):
+            raise ValueError(
+                f"semi_train_cfg.teacher must be 'self' or 'ema', got "
+                f'{teacher!r}')
+        if self.semi_test_cfg['predict_on'] not in ('student', 'teacher'):
+            raise ValueError("semi_test_cfg.predict_on must be 'student' or "
+                             f"'teacher', got "
+                             f"{self.semi_test_cfg['predict_on']!r}")
+        # ConfigDict: MMSeg reads nested settings (test_cfg.mode) as
+        # attributes.
+        segmentor = ConfigDict(copy.deepcopy(dict(segmentor)))
+        if data_preprocessor is None:
+            data_preprocessor = segmentor.get('data_preprocessor')
+            if data_preprocessor is None:
+                raise ValueError('S4PSegmentor needs data_preprocessor or a '
+                                 'segmentor.data_preprocessor to wrap')
+        if isinstance(data_preprocessor, dict) and not str(
+                data_preprocessor.get('type', '')).endswith(
+                    'MultiBranchDataPreprocessor'):
+            # A plain preprocessor (e.g. the runner's top-level one): run it
+            # per branch.
+            data_preprocessor = dict(
+                type='mmdet.MultiBranchDataPreprocessor',
+                data_preprocessor=copy.deepcopy(dict(data_preprocessor)))
+        if isinstance(data_preprocessor, dict):
+            # The inner preprocessor type is an MMSeg name even when the
+            # caller has no default scope set.
+            with DefaultScope.overwrite_default_scope('mmseg'):
+                data_preprocessor = MODELS.build(data_preprocessor)
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+
+        self.student = MODELS.build(segmentor)
+        if teacher == 'ema':
+            self.teacher = MODELS.build(copy.deepcopy(segmentor))
+            self.teacher.requires_grad_(False)
+            self.teacher.eval()
+        self._teacher_synced = False
+        self._calls = 0
+
+        head = getattr(self.student, 'decode_head', None)
+        self.num_classes = int(getattr(self.student, 'num_classes', 0)
+                               or getattr(head, 'num_classes', 0))
+        if getattr(head, 'out_channels', self.num_classes) == 1:
+            raise ValueError('S4PSegmentor needs a softmax decode head '
+                             '(out_channels > 1); got a sigmoid head')
+        self.align_corners = getattr(self.student, 'align_corners', False)
+        self.register_buffer(
+            'pl_class_counts', torch.zeros(self.num_classes),
+            persistent=False)
+
+    # ------------------------------------------------------------------
+    @property
+    def with_ema_teacher(self) -> bool:
+        return self.semi_train_cfg['teacher'] == 'ema'
+
+    @property
+    def pseudo_labeler(self):
+        """The network that makes pseudo-labels."""
+        return self.teacher if self.with_ema_teacher else self.student
+
+    @property
+    def predictor(self):
+        use_teacher = self.semi_test_cfg['predict_on'] == 'teacher'
+        return self.pseudo_labeler if use_teacher else self.student
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.with_ema_teacher:
+            self.teacher.eval()
+        return self
+
+    # BaseSegmentor API, delegated -------------------------------------
+    def extract_feat(self, inputs: Tensor):
+        return self.predictor.extract_feat(inputs)
+
+    def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]):
+        return self.predictor.encode_decode(inputs, batch_img_metas)
+
+    def predict(self, inputs: Tensor, data_samples=None):
+        return self.predictor.predict(inputs, data_samples)
+
+    def _forward(self, inputs: Tensor, data_samples=None):
+        return self.predictor._forward(inputs, data_samples)
+
+    # ------------------------------------------------------------------
+    def _current_iter(self) -> int:
+        it = MessageHub.get_current_instance().get_info('iter')
+        return int(it) if it is not None else self._calls
+
+    def _generator(self, it: int) -> torch.Generator:
+        base = self.semi_train_cfg['seed']
+        if base is None:
+            base = torch.initial_seed()
+        seed = ((int(base) * 1_000_003 + it) * 1009 + get_rank()) % (2**63)
+        return torch.Generator().manual_seed(seed)
+
+    @torch.no_grad()
+    def _update_teacher(self, it: int) -> None:
+        """EMA step; a fresh run (iteration 0) first copies the student."""
+        if not self._teacher_synced:
+            self._teacher_synced = True
+            if it == 0:
+                self.teacher.load_state_dict(self.student.state_dict())
+                return
+        m = self.semi_train_cfg['ema_momentum']
+        for t, s in zip(self.teacher.parameters(),
+                        self.student.parameters()):
+            t.lerp_(s.detach(), m)
+        for t, s in zip(self.teacher.buffers(), self.student.buffers()):
+            if t.dtype.is_floating_point:
+                t.lerp_(s, m)
+            else:
+                t.copy_(s)
+
+    @torch.no_grad()
+    def _pseudo_label_logits(self, inputs: Tensor,
+                             data_samples: List) -> Tensor:
+        model = self.pseudo_labeler
+        was_training = model.training
+        model.eval()
+        try:
+            logits = model.encode_decode(
+                inputs, [ds.metainfo for ds in data_samples])
+        finally:
+            model.train(was_training)
+        if logits.shape[2:] != inputs.shape[2:]:
+            logits = resize(logits, size=inputs.shape[2:], mode='bilinear',
+                            align_corners=self.align_corners)
+        return logits
+
+    def _padding_mask(self, data_samples: List, inputs: Tensor) -> Tensor:
+        """(B, H, W) bool, True on padding of the unlabelled crops."""
+        ignore = self.semi_train_cfg['ignore_index']
+        h, w = inputs.shape[2:]
+        masks = []
+        for ds in data_samples:
+            if 'gt_sem_seg' in ds:
+                m = ds.gt_sem_seg.data.to(inputs.device)[0] == ignore
+            else:
+                # No padding mask packed: trust the preprocessor's padding.
+                m = torch.zeros(h, w, dtype=torch.bool, device=inputs.device)
+                left, right, top, bottom = ds.metainfo.get(
+                    'padding_size', (0, 0, 0, 0))
+                m[:top] = True
+                m[h - bottom:] = True
+                m[:, :left] = True
+                m[:, w - right:] = True
+            if m.shape != (h, w):
+                raise ValueError(
+                    f'padding mask of {ds.metainfo.get("img_path", "?")} is '
+                    f'{tuple(m.shape)}, the batch is {(h, w)}')
+            masks.append(m)
+        return torch.stack(masks)
+
+    def _student_logits(self, sup_inputs, sup_samples, strong):
+        """Sup losses (unweighted) and the student's strong-view logits."""
+        student = self.student
+        if not isinstance(student, EncoderDecoder):
+            # Any other segmentor: its own loss, then a separate pass.
+            sup = student.loss(sup_inputs, sup_samples)
+            if strong is None:
+                return sup, None
+            size = strong.shape[2:]
+            metas = [dict(img_shape=size, pad_shape=size)] * strong.shape[0]
+            return sup, student.encode_decode(strong, metas)
+        joint = (strong is not None and self.semi_train_cfg['joint_forward']
+                 and sup_inputs.shape[1:] == strong.shape[1:])
+        n = sup_inputs.shape[0]
+        x = torch.cat([sup_inputs, strong]) if joint else sup_inputs
+        feats = student.extract_feat(x)
+        logits = student.decode_head.forward(feats)
+        sup = student.decode_head.loss_by_feat(logits[:n], sup_samples)
+        if student.with_auxiliary_head:
+            sup.update(
+                student._auxiliary_head_forward_train(
+                    [f[:n] for f in feats], sup_samples))
+        if strong is None:
+            return sup, None
+        if joint:
+            return sup, logits[n:]
+        return sup, student.decode_head.forward(student.extract_feat(strong))
+
+    def loss(self, inputs: Union[Dict[str, Tensor], Tensor],
+             data_samples) -> dict:
+        cfg = self.semi_train_cfg
+        it = self._current_iter()
+        self._calls += 1
+        if isinstance(inputs, Tensor):  # a plain labelled batch
+            inputs, data_samples = {SUP: inputs}, {SUP: data_samples}
+        if SUP not in inputs:
+            raise KeyError(f"S4PSegmentor.loss needs a '{SUP}' branch, got "
+                           f'{sorted(inputs)}')
+        has_unsup = WEAK in inputs and STRONG in inputs
+        if (WEAK in inputs) != (STRONG in inputs):
+            raise KeyError(f"unlabelled batches need both '{WEAK}' and "
+                           f"'{STRONG}' branches, got {sorted(inputs)}")
+        if self.with_ema_teacher:
+            self._update_teacher(it)
+        use_unsup = has_unsup and it >= cfg['unsup_start_iter']
+
+        strong = None
+        if use_unsup:
+            weak, strong = inputs[WEAK], inputs[STRONG]
+            if weak.shape != strong.shape:
+                raise ValueError(f'weak views {tuple(weak.shape)} and strong '
+                                 f'views {tuple(strong.shape)} differ')
+            pad = self._padding_mask(data_samples[WEAK], weak)
+            logits_w = self._pseudo_label_logits(weak, data_samples[WEAK])
+            conf, plabel = logits_w.float().softmax(dim=1).max(dim=1)
+            self._count_pseudo_labels(plabel, (conf >= cfg['conf_thresh'])
+                                      & ~pad)
+            strong, plabel, conf, pad = self._cutmix(
+                it, strong, plabel, conf, pad)
+
+        sup_losses, logits_s = self._student_logits(inputs[SUP],
+                                                    data_samples[SUP], strong)
+        losses = {}
+        for k, v in sup_losses.items():
+            losses[f'sup_{k}'] = v * cfg['sup_weight'] if 'loss' in k else v
+        if use_unsup:
+            loss_u, ratio = self.unsup_loss(logits_s, plabel, conf, pad)
+            losses['unsup_loss_ce'] = loss_u * cfg['unsup_weight']
+            losses['unsup_mask_ratio'] = ratio
+        else:
+            zero = inputs[SUP].new_zeros(())
+            losses['unsup_loss_ce'] = zero
+            losses['unsup_mask_ratio'] = zero
+        return losses
+
+    def _cutmix(self, it, strong, plabel, conf, pad):
+        cfg = self.semi_train_cfg
+        b, _, h, w = strong.shape
+        if b < 2 or cfg['cutmix_prob'] <= 0:
+            if b < 2 and cfg['cutmix_prob'] > 0 and not getattr(
+                    self, '_warned_small', False):
+                self._warned_small = True
+                print_log('S4P: 1 unlabelled image per batch, CutMix needs a '
+                          'different partner image and is skipped',
+                          logger='current', level=30)
+            return strong, plabel, conf, pad
+        boxes, apply, partner = sample_cutmix_boxes(
+            b, h, w, self._generator(it), cfg['cutmix_prob'],
+            cfg['cutmix_area'], cfg['cutmix_aspect'])
+        masks = boxes_to_masks(boxes, apply, h, w, strong.device)
+        return cutmix(masks, partner, strong, plabel, conf, pad)
+
+    def unsup_loss(self, logits: Tensor, plabel: Tensor, conf: Tensor,
+                   pad: Tensor):
+        """Masked CE of strong-view logits against pseudo-labels.
+
+        Summed over pixels with ``conf >= tau`` that are not padding, divided
+        by the number of non-padding pixels. Returns (loss, mask ratio).
+        """
+        if logits.shape[2:] != plabel.shape[1:]:
+            logits = resize(logits, size=plabel.shape[1:], mode='bilinear',
+                            align_corners=self.align_corners)
+        valid = ~pad
+        keep = (conf >= self.semi_train_cfg['conf_thresh']) & valid
+        ce = F.cross_entropy(logits.float(), plabel, reduction='none')
+        n_valid = valid.sum().clamp(min=1)
+        # where, not a product: non-finite values on padding stay out.
+        loss = torch.where(keep, ce, ce.new_zeros(())).sum() / n_valid
+        ratio = keep.sum() / n_valid
+        return loss, ratio
+
+    def _count_pseudo_labels(self, plabel: Tensor, keep: Tensor) -> None:
+        # scatter_add needs no host sync (bincount would).
+        idx = torch.where(keep, plabel, self.num_classes).flatten()
+        counts = torch.zeros(
+            self.num_classes + 1, device=plabel.device).scatter_add_(
+                0, idx, torch.ones_like(idx, dtype=torch.float))
+        self.pl_class_counts += counts[:self.num_classes].to(
+            self.pl_class_counts.device)
+
+    def pop_pseudo_label_counts(self) -> Tensor:
+        """Confident pseudo-label pixels per class since the last call."""
+        counts = self.pl_class_counts.detach().clone()
+        self.pl_class_counts.zero_()
+        return counts
+
+    # Checkpoints -------------------------------------------------------
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        own = [k for k in state_dict if k.startswith(prefix)]
+        rel = [k[len(prefix):] for k in own]
+        has_student = any(r.startswith('student.') for r in rel)
+        has_teacher = any(r.startswith('teacher.') for r in rel)
+        if own and not has_student and not has_teacher:
+            # A plain segmentor checkpoint: it initialises student (+ EMA).
+            for k, r in zip(own, rel):
+                v = state_dict.pop(k)
+                state_dict[f'{prefix}student.{r}'] = v
+                if self.with_ema_teacher:
+                    state_dict[f'{prefix}teacher.{r}'] = v
+        elif self.with_ema_teacher and has_student and not has_teacher:
+            for k, r in zip(own, rel):
+                if r.startswith('student.'):
+                    state_dict[f'{prefix}teacher.{r[8:]}'] = state_dict[k]
+        elif not self.with_ema_teacher and has_teacher:
+            for k, r in zip(own, rel):  # EMA teacher unused in 'self' mode
+                if r.startswith('teacher.'):
+                    state_dict.pop(k)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
