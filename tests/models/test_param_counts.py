@@ -78,17 +78,11 @@ def test_moe_oriented_rcnn_two_datasets():
     ('s4p/vit-b_rs4p1m.py', 103.2),
     ('s4p/vit-l_rs4p1m.py', 327.4),
     ('s4p/vit-h_rs4p1m.py', 663.4),
-    ('mdf/vit-b-moe_4seg.py', 160.4),
-    ('mdf/vit-l-moe_4seg.py', 435.0),
-    ('mdf/vit-h-moe_4seg.py', 824.5),
-    ('mdf_det/vit-b-moe_dior-r_dota2.py', 138.3),
-    ('mdf_det/vit-l-moe_dior-r_dota2.py', 377.8),
-    ('mdf_det/vit-h-moe_dior-r_dota2.py', 730.0),
 ])
-def test_full_configs_if_present(rel, expected):
+def test_full_configs(rel, expected):
+    # configs/mdf*/ come with the MoE-MDF issues; their _base_ models are
+    # checked above.
     path = CFG / rel
-    if not path.is_file():
-        pytest.skip(f'{rel} not written yet (owned by another issue)')
     cfg = Config.fromfile(str(path))
     init_default_scope(cfg.get('default_scope', 'mmseg'))
     with torch.device('meta'):
