@@ -15,10 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import torch  # noqa: E402
-
 from s5_mm.models.utils.ckpt_convert import (  # noqa: E402
-    check_against_config, convert_mae, load_checkpoint_state)
+    add_output_args, convert_mae, load_checkpoint_state, save_conversion)
 
 
 def parse_args(argv=None):
@@ -31,11 +29,7 @@ def parse_args(argv=None):
     p.add_argument('--patch-size', type=int, default=16)
     p.add_argument('--prefix', default='',
                    help="prefix for output keys, e.g. 'backbone.'")
-    p.add_argument('--config', help='model config to check the keys against')
-    p.add_argument('--strict', action='store_true',
-                   help='fail on unknown or missing keys')
-    p.add_argument('--unsafe-pickle', action='store_true',
-                   help='allow arbitrary pickled objects (trusted files only)')
+    add_output_args(p)
     return p.parse_args(argv)
 
 
@@ -46,17 +40,8 @@ def main(argv=None):
     if args.img_size:
         grid = (args.img_size // args.patch_size, ) * 2
     result = convert_mae(state, grid_size=grid, prefix=args.prefix)
-    print(result.report())
-    problems = bool(result.unknown)
-    if args.config:
-        problems |= check_against_config(result.state_dict, args.config)
-    if args.strict and problems:
-        sys.exit('conversion incomplete (see above); nothing written')
-    Path(args.dst).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(dict(state_dict=result.state_dict,
-                    meta=dict(converted_from=str(args.src), format='mae')),
-               args.dst)
-    print(f'saved {args.dst}')
+    save_conversion(result, args.src, args.dst, 'mae', args.config,
+                    args.strict)
 
 
 if __name__ == '__main__':

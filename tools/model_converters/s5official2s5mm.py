@@ -17,10 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import torch  # noqa: E402
-
 from s5_mm.models.utils.ckpt_convert import (  # noqa: E402
-    check_against_config, convert_s5_official, load_checkpoint_state)
+    add_output_args, convert_s5_official, load_checkpoint_state, save_conversion)
 
 
 def _names(text):
@@ -41,11 +39,7 @@ def parse_args(argv=None):
     p.add_argument('--unsuffixed-decoder', default='vaihingen',
                    help="dataset of the official unsuffixed 'semsegdecoder' "
                    'in multi-dataset checkpoints')
-    p.add_argument('--config', help='model config to check the keys against')
-    p.add_argument('--strict', action='store_true',
-                   help='fail on unknown or missing keys')
-    p.add_argument('--unsafe-pickle', action='store_true',
-                   help='allow arbitrary pickled objects (trusted files only)')
+    add_output_args(p)
     return p.parse_args(argv)
 
 
@@ -62,17 +56,8 @@ def main(argv=None):
         state, expert_names=args.expert_names,
         target_expert_names=args.target_expert_names, name_map=name_map,
         unsuffixed_decoder=args.unsuffixed_decoder)
-    print(result.report())
-    problems = bool(result.unknown)
-    if args.config:
-        problems |= check_against_config(result.state_dict, args.config)
-    if args.strict and problems:
-        sys.exit('conversion incomplete (see above); nothing written')
-    Path(args.dst).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(dict(state_dict=result.state_dict,
-                    meta=dict(converted_from=str(args.src),
-                              format='s5_official')), args.dst)
-    print(f'saved {args.dst}')
+    save_conversion(result, args.src, args.dst, 's5_official', args.config,
+                    args.strict)
 
 
 if __name__ == '__main__':

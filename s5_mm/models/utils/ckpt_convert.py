@@ -17,8 +17,10 @@ with the reason) or in ``unknown`` (no mapping): nothing is lost silently.
 import argparse
 import math
 import re
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -392,3 +394,31 @@ def check_against_config(state_dict: Mapping[str, Tensor],
     if not (missing or unexpected or mismatched):
         print(f'all {len(expected)} model keys present with matching shapes')
     return bool(missing or unexpected or mismatched)
+
+
+def add_output_args(parser) -> None:
+    """CLI options shared by the converters in tools/model_converters/."""
+    parser.add_argument('--config',
+                        help='model config to check the keys against')
+    parser.add_argument('--strict', action='store_true',
+                        help='fail on unknown or missing keys')
+    parser.add_argument(
+        '--unsafe-pickle', action='store_true',
+        help='allow arbitrary pickled objects (trusted files only)')
+
+
+def save_conversion(result: 'ConversionResult', src: str, dst: str, fmt: str,
+                    config: Optional[str] = None,
+                    strict: bool = False) -> None:
+    """Print the key report, check against ``config`` and write ``dst``;
+    with ``strict``, exit without writing when keys are unknown/missing."""
+    print(result.report())
+    problems = bool(result.unknown)
+    if config:
+        problems |= check_against_config(result.state_dict, config)
+    if strict and problems:
+        sys.exit('conversion incomplete (see above); nothing written')
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(dict(state_dict=result.state_dict,
+                    meta=dict(converted_from=str(src), format=fmt)), dst)
+    print(f'saved {dst}')
