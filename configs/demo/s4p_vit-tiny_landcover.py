@@ -1,28 +1,27 @@
 # S4P demo: tiny S5 ViT + UperNet on the Landsat-7 land-cover tiles (6
 # bands, 7 classes, 32 px), a few labelled tiles + all other training tiles
 # unlabelled. tools/run_s4p_demo.py prepares the tiles and the split lists
-# (splits/labelled.txt, splits/unlabelled.txt) and compares this config with
+# (splits/<regime>/labelled.txt, unlabelled.txt) and compares this config with
 # s4p_vit-tiny_landcover_supervised.py (same labels, same steps).
 _base_ = ['./vit-tiny_upernet_landcover.py']
 
 data_root = 'data/landcover_nc'
-labelled_list = 'splits/labelled.txt'
-unlabelled_list = 'splits/unlabelled.txt'
+labelled_list = 'splits/tiles/labelled.txt'
+unlabelled_list = 'splits/tiles/unlabelled.txt'
 label_dir = 'ann_dir/train'
 labelled_per_batch = 8
 unlabelled_per_batch = 8
-# Landsat ETM+ bands 1, 2, 3 are blue, green, red: (R, G, B) = (2, 1, 0).
-rgb_bands = (2, 1, 0)
 branch_field = ['sup', 'unsup_teacher', 'unsup_student']
 weak_geometric = [
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandomFlip', prob=0.5, direction='vertical'),
     dict(type='RandomRot90', prob=0.5),
 ]
+# Strong view: blur only (plus CutMix in the segmentor). The spec's colour
+# jitter and grayscale (kept in configs/s4p for RGB iSAID) change three of
+# these six bands and so the spectral signature that decides the land-cover
+# class; with them S4P scored 43.8 instead of 45.5 (tuning seed 10).
 strong_photometric = [
-    dict(type='MultiBandColorJitter', brightness=0.5, contrast=0.5,
-         saturation=0.5, hue=0.25, prob=0.8, rgb_bands=rgb_bands),
-    dict(type='MultiBandGrayscale', prob=0.2, rgb_bands=rgb_bands),
     dict(type='MultiBandGaussianBlur', sigma=(0.1, 2.0), prob=0.5),
 ]
 sup_pipeline = [
@@ -78,15 +77,19 @@ model = dict(
         cutmix_prob=0.5,
         teacher='ema',
         ema_momentum=0.01,
-        unsup_start_iter=100),
+        unsup_start_iter=100,
+        # With one tau the confident pseudo-labels were ~99 % forest and
+        # developed and the student lost herbaceous/shrubland; the top half
+        # of each class's pixels keeps every class in (38.9 -> 43.8 mIoU).
+        class_keep_ratio=0.5),
     semi_test_cfg=dict(predict_on='student'))
 
-# Short CPU schedule (a few minutes per run on 2 cores).
-max_iters = 300
+# CPU schedule (about 7 minutes per S4P run on one core).
+max_iters = 1000
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=30),
-    dict(type='CosineAnnealingLR', eta_min=0., by_epoch=False, begin=30,
+         end=100),
+    dict(type='CosineAnnealingLR', eta_min=0., by_epoch=False, begin=100,
          end=max_iters),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)

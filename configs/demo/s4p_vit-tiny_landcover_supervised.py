@@ -4,7 +4,7 @@
 _base_ = ['./vit-tiny_upernet_landcover.py']
 
 data_root = 'data/landcover_nc'
-labelled_list = 'splits/labelled.txt'
+labelled_list = 'splits/tiles/labelled.txt'
 label_dir = 'ann_dir/train'
 labelled_per_batch = 8
 # CE over labelled pixels only, as in the S4P demo config.
@@ -24,12 +24,12 @@ train_dataloader = dict(
         ann_file=labelled_list,
         data_prefix=dict(img_path='img_dir/train', seg_map_path=label_dir),
         pipeline=train_pipeline))
-# Short CPU schedule (a few minutes per run on 2 cores).
-max_iters = 300
+# The S4P demo's schedule (about 3 minutes per run on one core).
+max_iters = 1000
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
-         end=30),
-    dict(type='CosineAnnealingLR', eta_min=0., by_epoch=False, begin=30,
+         end=100),
+    dict(type='CosineAnnealingLR', eta_min=0., by_epoch=False, begin=100,
          end=max_iters),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)

@@ -16,8 +16,8 @@ def tiles(tmp_path_factory, shared_data):
 def test_tile_split(tiles):
     import run_s4p_demo as demo
     s = demo.make_splits(tiles, 'tiles', every=10, fraction=0.01)
-    lab = (tiles / 'splits/labelled.txt').read_text().split()
-    unl = (tiles / 'splits/unlabelled.txt').read_text().split()
+    lab = (tiles / 'splits/tiles/labelled.txt').read_text().split()
+    unl = (tiles / 'splits/tiles/unlabelled.txt').read_text().split()
     names = sorted(p.stem for p in (tiles / 'img_dir/train').glob('*.tif'))
     assert lab == names[::10]
     assert not set(lab) & {u[:-4] for u in unl}
@@ -60,4 +60,6 @@ def test_two_step_demo_writes_table(tiles, tmp_path):
     assert {r['method'] for r in res['results']} == {'supervised', 's4p'}
     s4p = [r for r in res['results'] if r['method'] == 's4p'][0]
     assert s4p['pseudo_label_shares'] is not None
+    # the EMA teacher is scored as well
+    assert 0 <= s4p['mIoU_teacher'] <= 100
     assert '| s4p |' in (tmp_path / 'results.md').read_text()

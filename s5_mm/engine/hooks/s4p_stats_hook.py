@@ -30,9 +30,14 @@ class S4PStatsHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None) -> None:
         for key, value in (outputs or {}).items():
-            if 'loss' in key and not math.isfinite(float(value)):
+            if 'loss' not in key:
+                continue
+            if hasattr(value, 'detach'):
+                value = value.detach()
+            value = float(value)
+            if not math.isfinite(value):
                 raise FloatingPointError(
-                    f'S4P: {key} is {float(value)} at iteration '
+                    f'S4P: {key} is {value} at iteration '
                     f'{runner.iter + 1}; lower the learning rate or check '
                     'the inputs')
         if not self.every_n_train_iters(runner, self.interval):

@@ -36,6 +36,7 @@ DEFAULT_SEMI_TRAIN_CFG = dict(
     teacher='self',
     ema_momentum=0.001,
     unsup_start_iter=0,
+    class_keep_ratio=None,
     joint_forward=True,
     ignore_index=255,
     seed=None,
@@ -64,7 +65,12 @@ class S4PSegmentor(BaseSegmentor):
             ``cutmix_aspect``, ``teacher`` ('self': the student in eval mode
             without grad, as S5; 'ema': an EMA copy), ``ema_momentum`` (weight
             of the student per update, mmdet convention), ``unsup_start_iter``
-            (supervised warm-up length), ``joint_forward`` (one student pass
+            (supervised warm-up length), ``class_keep_ratio`` (None, S5: one
+            threshold tau for all classes; r in (0, 1]: per class, the r most
+            confident fraction of the pixels the teacher assigns to it in the
+            batch are kept even below tau, so that rare classes are not
+            dropped from the pseudo-labels, as class-balanced self-training
+            does), ``joint_forward`` (one student pass
             on labelled + strong images), ``ignore_index``, ``seed`` (CutMix
             seed; default: torch's initial seed).
         semi_test_cfg (dict): ``predict_on`` 'student' or 'teacher'.
@@ -88,6 +94,10 @@ class S4PSegmentor(BaseSegmentor):
             raise ValueError(
                 f"semi_train_cfg.teacher must be 'self' or 'ema', got "
                 f'{teacher!r}')
+        ratio = self.semi_train_cfg['class_keep_ratio']
+        if ratio is not None and not 0 < ratio <= 1:
+            raise ValueError('semi_train_cfg.class_keep_ratio must be None or '
+                             f'in (0, 1], got {ratio!r}')
         if self.semi_test_cfg['predict_on'] not in ('student', 'teacher'):
             raise ValueError("semi_test_cfg.predict_on must be 'student' or "
                              f"'teacher', got "
@@ -294,10 +304,14 @@ class S4PSegmentor(BaseSegmentor):
             pad = self._padding_mask(data_samples[WEAK], weak)
             logits_w = self._pseudo_label_logits(weak, data_samples[WEAK])
             conf, plabel = logits_w.float().softmax(dim=1).max(dim=1)
-            self._count_pseudo_labels(plabel, (conf >= cfg['conf_thresh'])
-                                      & ~pad)
-            strong, plabel, conf, pad = self._cutmix(
-                it, strong, plabel, conf, pad)
+            thresh = self.pixel_thresholds(conf, plabel, pad)
+            self._count_pseudo_labels(plabel, (conf >= thresh) & ~pad)
+            per_pixel = isinstance(thresh, Tensor)
+            extra = [thresh] if per_pixel else []
+            strong, plabel, conf, pad, *rest = self._cutmix(
+                it, strong, plabel, conf, pad, *extra)
+            if per_pixel:
+                thresh = rest[0]
 
         sup_losses, logits_s = self._student_logits(inputs[SUP],
                                                     data_samples[SUP], strong)
@@ -305,7 +319,8 @@ class S4PSegmentor(BaseSegmentor):
         for k, v in sup_losses.items():
             losses[f'sup_{k}'] = v * cfg['sup_weight'] if 'loss' in k else v
         if use_unsup:
-            loss_u, ratio = self.unsup_loss(logits_s, plabel, conf, pad)
+            loss_u, ratio = self.unsup_loss(logits_s, plabel, conf, pad,
+                                            thresh)
             losses['unsup_loss_ce'] = loss_u * cfg['unsup_weight']
             losses['unsup_mask_ratio'] = ratio
         else:
@@ -314,7 +329,8 @@ class S4PSegmentor(BaseSegmentor):
             losses['unsup_mask_ratio'] = zero
         return losses
 
-    def _cutmix(self, it, strong, plabel, conf, pad):
+    def _cutmix(self, it, strong, *targets):
+        """CutMix of the strong views; the same boxes for ``targets``."""
         cfg = self.semi_train_cfg
         b, _, h, w = strong.shape
         if b < 2 or cfg['cutmix_prob'] <= 0:
@@ -324,25 +340,60 @@ class S4PSegmentor(BaseSegmentor):
                 print_log('S4P: 1 unlabelled image per batch, CutMix needs a '
                           'different partner image and is skipped',
                           logger='current', level=30)
-            return strong, plabel, conf, pad
+            return (strong, *targets)
         boxes, apply, partner = sample_cutmix_boxes(
             b, h, w, self._generator(it), cfg['cutmix_prob'],
             cfg['cutmix_area'], cfg['cutmix_aspect'])
         masks = boxes_to_masks(boxes, apply, h, w, strong.device)
-        return cutmix(masks, partner, strong, plabel, conf, pad)
+        return cutmix(masks, partner, strong, *targets)
+
+    def class_thresholds(self, conf: Tensor, plabel: Tensor,
+                         pad: Tensor) -> Tensor:
+        """(num_classes,) confidence thresholds for ``class_keep_ratio``.
+
+        Class c's threshold is the confidence of its ceil(r * n_c)-th most
+        confident non-padding pixel (n_c: pixels predicted c), capped at tau.
+        Two stable sorts instead of a loop over classes: no host sync.
+        """
+        tau = self.semi_train_cfg['conf_thresh']
+        ratio = self.semi_train_cfg['class_keep_ratio']
+        nc = self.num_classes
+        label = torch.where(pad, nc, plabel).flatten()
+        flat = conf.flatten()
+        by_conf = torch.argsort(flat, descending=True, stable=True)
+        by_class = torch.argsort(label[by_conf], stable=True)
+        grouped = flat[by_conf][by_class]  # class-major, conf descending
+        counts = torch.zeros(nc + 1, dtype=torch.long,
+                             device=conf.device).scatter_add_(
+                                 0, label, torch.ones_like(label))
+        starts = counts.cumsum(0) - counts
+        rank = (counts * ratio).ceil().long().clamp(min=1) - 1
+        idx = (starts + rank).clamp(max=flat.numel() - 1)[:nc]
+        return torch.where(counts[:nc] > 0,
+                           grouped[idx].clamp(max=tau),
+                           grouped.new_full((nc, ), tau))
+
+    def pixel_thresholds(self, conf: Tensor, plabel: Tensor, pad: Tensor):
+        """Per-pixel threshold map, or tau (a float) when not balanced."""
+        if self.semi_train_cfg['class_keep_ratio'] is None:
+            return self.semi_train_cfg['conf_thresh']
+        return self.class_thresholds(conf, plabel, pad)[plabel]
 
     def unsup_loss(self, logits: Tensor, plabel: Tensor, conf: Tensor,
-                   pad: Tensor):
+                   pad: Tensor, thresh: Union[float, Tensor, None] = None):
         """Masked CE of strong-view logits against pseudo-labels.
 
-        Summed over pixels with ``conf >= tau`` that are not padding, divided
-        by the number of non-padding pixels. Returns (loss, mask ratio).
+        Summed over pixels with ``conf >= thresh`` (default tau; a per-pixel
+        map with ``class_keep_ratio``) that are not padding, divided by the
+        number of non-padding pixels. Returns (loss, mask ratio).
         """
         if logits.shape[2:] != plabel.shape[1:]:
             logits = resize(logits, size=plabel.shape[1:], mode='bilinear',
                             align_corners=self.align_corners)
+        if thresh is None:
+            thresh = self.semi_train_cfg['conf_thresh']
         valid = ~pad
-        keep = (conf >= self.semi_train_cfg['conf_thresh']) & valid
+        keep = (conf >= thresh) & valid
         ce = F.cross_entropy(logits.float(), plabel, reduction='none')
         n_valid = valid.sum().clamp(min=1)
         # where, not a product: non-finite values on padding stay out.

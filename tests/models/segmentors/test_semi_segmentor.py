@@ -189,6 +189,58 @@ def test_golden_without_cutmix_and_weights():
     assert losses['unsup_mask_ratio'].item() == pytest.approx(4 / 6)
 
 
+def test_class_thresholds_by_hand():
+    model = build_identity_model(class_keep_ratio=0.6)
+    conf = torch.tensor([[[0.99, 0.6, 0.7, 0.5], [0.8, 0.96, 0.3, 0.9]]])
+    plabel = torch.tensor([[[0, 1, 1, 0], [1, 0, 0, 0]]])
+    pad = torch.zeros(1, 2, 4, dtype=torch.bool)
+    pad[0, 1, 3] = True
+    # Class 0: non-padding 0.99, 0.96, 0.5, 0.3 -> the ceil(0.6 * 4) = 3rd
+    # is 0.5 (counting the padded 0.9 would give 0.9). Class 1: 0.8, 0.7,
+    # 0.6 -> the 2nd, 0.7.
+    assert model.class_thresholds(conf, plabel, pad).tolist() == \
+        pytest.approx([0.5, 0.7])
+    # Above tau stays at tau; a class nobody predicts gets tau.
+    assert model.class_thresholds(torch.full((1, 2, 2), 0.99),
+                                  torch.zeros(1, 2, 2, dtype=torch.long),
+                                  torch.zeros(1, 2, 2, dtype=torch.bool)
+                                  ).tolist() == pytest.approx([0.95, 0.95])
+
+
+def test_golden_loss_with_class_keep_ratio():
+    model = build_identity_model(cutmix_prob=0.0, class_keep_ratio=0.75)
+    inputs, data_samples = golden_batch()
+    losses = model.loss(inputs, data_samples)
+
+    def ce(logits, target):
+        return math.log(sum(math.exp(v) for v in logits)) - logits[target]
+
+    # Class 0 (non-padding): 0.982, 0.9526, 0.731, 0.5 -> 3rd: 0.731, so
+    # s0(1,0) joins; class 1: 0.9975, 0.982 -> 2nd, capped at tau 0.95.
+    kept = [ce([1, 0], 0), ce([0, 2], 1), ce([2, 0], 0), ce([1, 1], 0),
+            ce([0, -1], 1)]
+    assert losses['unsup_loss_ce'].item() == pytest.approx(
+        0.5 * sum(kept) / 6, abs=1e-5)
+    assert losses['unsup_mask_ratio'].item() == pytest.approx(5 / 6)
+    assert model.pop_pseudo_label_counts().tolist() == [3.0, 2.0]
+    with pytest.raises(ValueError, match='class_keep_ratio'):
+        build_identity_model(class_keep_ratio=0.0)
+
+
+def test_class_keep_ratio_one_keeps_every_pixel_through_cutmix(monkeypatch):
+    # r = 1: each class's threshold is its least confident pixel, so every
+    # non-padding pixel is kept, as with tau = 0, CutMix included.
+    monkeypatch.setattr(semi_mod, 'sample_cutmix_boxes', fixed_boxes)
+    inputs, data_samples = golden_batch()
+    balanced = build_identity_model(cutmix_prob=1.0, class_keep_ratio=1.0)
+    plain = build_identity_model(cutmix_prob=1.0, conf_thresh=0.0)
+    got = balanced.loss(inputs, data_samples)
+    want = plain.loss(inputs, data_samples)
+    assert got['unsup_mask_ratio'].item() == pytest.approx(1.0)
+    assert got['unsup_loss_ce'].item() == pytest.approx(
+        want['unsup_loss_ce'].item(), abs=1e-6)
+
+
 def test_unsup_start_iter_skips_unsup_and_teacher(monkeypatch):
     model = build_identity_model(unsup_start_iter=5)
     calls = []
