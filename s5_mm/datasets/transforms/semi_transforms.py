@@ -127,6 +127,14 @@ class AddPaddingMask(BaseTransform):
                 f'valid_key={self.valid_key!r})')
 
 
+def _seg_keys(results: dict) -> set:
+    """The segmentation maps a geometric transform must move too."""
+    keys = set(results.get('seg_fields', []))
+    if results.get('gt_seg_map') is not None:
+        keys.add('gt_seg_map')
+    return keys
+
+
 @TRANSFORMS.register_module()
 class RandomRescale(BaseTransform):
     """Rescale image and seg maps by a factor ~ U(ratio_range) of their own
@@ -150,10 +158,7 @@ class RandomRescale(BaseTransform):
         if img.ndim == 3 and out.ndim == 2:  # OpenCV drops a single band
             out = out[..., None]
         results['img'] = out
-        keys = set(results.get('seg_fields', []))
-        if results.get('gt_seg_map') is not None:
-            keys.add('gt_seg_map')
-        for key in keys:
+        for key in _seg_keys(results):
             results[key] = mmcv.imresize(
                 results[key], size, interpolation='nearest')
         results['img_shape'] = out.shape[:2]
@@ -180,10 +185,7 @@ class RandomRot90(BaseTransform):
             return results
         k = int(np.random.randint(1, 4))
         results['img'] = np.ascontiguousarray(np.rot90(results['img'], k))
-        keys = set(results.get('seg_fields', []))
-        if results.get('gt_seg_map') is not None:
-            keys.add('gt_seg_map')
-        for key in keys:
+        for key in _seg_keys(results):
             results[key] = np.ascontiguousarray(np.rot90(results[key], k))
         results['img_shape'] = results['img'].shape[:2]
         results['rot90_k'] = k
