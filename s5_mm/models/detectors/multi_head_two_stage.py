@@ -1,18 +1,18 @@
 """Two-stage detector with a shared (MoE) backbone and one neck + RPN + RoI
 head per dataset: the MoE-MDF detection model (S5_METHOD.md section 4)."""
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmdet.models.detectors import BaseDetector
 from mmengine.registry import MODELS as ROOT_MODELS
+from mmseg.utils import add_prefix
 from torch import Tensor, nn
 
+from s5_mm.models.utils.routing import (expert_index_map, group_by_dataset,
+                                        routed_backbone_forward,
+                                        sample_dataset_names, take_samples)
 from s5_mm.registry import DET_MODELS
-
-
-def _add_prefix(losses: dict, prefix: str) -> dict:
-    return {f'{prefix}.{k}': v for k, v in losses.items()}
 
 
 @DET_MODELS.register_module()
@@ -69,15 +69,7 @@ class MultiHeadTwoStageDetector(BaseDetector):
             raise ValueError(f'dataset_names {names} must be the '
                              f'dataset_heads keys {list(dataset_heads)}')
         self.dataset_names = names
-        self._num_experts = getattr(self.backbone, 'num_experts', 0)
-        bb_names = getattr(self.backbone, 'dataset_names', None)
-        if self._num_experts:
-            order = bb_names if bb_names is not None else names
-            unknown = [n for n in names if n not in order]
-            if unknown or len(order) != self._num_experts:
-                raise ValueError(f'datasets {names} do not match the '
-                                 f'backbone experts {order}')
-            self._expert_of = {n: order.index(n) for n in names}
+        self._expert_of = expert_index_map(names, self.backbone)
 
     def _build_branch(self, name: str, cfg: dict) -> nn.Module:
         missing = {'neck', 'rpn_head', 'roi_head'} - set(cfg)
@@ -96,65 +88,34 @@ class MultiHeadTwoStageDetector(BaseDetector):
         return branch
 
     # ---------------------------------------------------------- routing
-    def sample_dataset_names(self, samples) -> List[str]:
-        names = []
-        for i, s in enumerate(samples):
-            meta = s.metainfo
-            if 'dataset_name' in meta:
-                name = meta['dataset_name']
-            elif 'dataset_id' in meta:
-                name = self.dataset_names[int(meta['dataset_id'])]
-            elif len(self.dataset_names) == 1:
-                name = self.dataset_names[0]
-            else:
-                raise KeyError(f"sample {i}: metainfo has neither "
-                               "'dataset_name' nor 'dataset_id' (add it to "
-                               'PackDetInputs(meta_keys=...))')
-            if name not in self.branches:
-                raise KeyError(f'sample {i}: unknown dataset {name!r}; the '
-                               f'model has heads {self.dataset_names}')
-            names.append(name)
-        return names
-
-    @staticmethod
-    def _groups(names: Sequence[str]) -> List[Tuple[str, List[int]]]:
-        groups: Dict[str, List[int]] = {}
-        for i, n in enumerate(names):
-            groups.setdefault(n, []).append(i)
-        return list(groups.items())
-
-    @staticmethod
-    def _take(feats: Sequence[Tensor], idx: List[int], batch: int):
-        if len(idx) == batch:
-            return tuple(feats)
-        index = torch.tensor(idx, device=feats[0].device)
-        return tuple(f.index_select(0, index) for f in feats)
+    def sample_dataset_names(self, metas: Sequence[dict]) -> List[str]:
+        """Dataset name of each sample from its metainfo."""
+        return sample_dataset_names(metas, self.dataset_names)
 
     def extract_feat(self, batch_inputs: Tensor,
                      dataset_names: Optional[Sequence[str]] = None):
         """Shared features: backbone (routed by dataset) + shared neck."""
-        if self._num_experts:
-            if dataset_names is None:
-                raise ValueError('the MoE backbone needs dataset_names')
-            ids = torch.tensor([self._expert_of[n] for n in dataset_names],
-                               dtype=torch.long, device=batch_inputs.device)
-            x = self.backbone(batch_inputs, dataset_ids=ids)
-        else:
-            x = self.backbone(batch_inputs)
-        if self.with_neck:
-            x = self.neck(x)
-        return x
+        x = routed_backbone_forward(self.backbone, batch_inputs, dataset_names,
+                                    self._expert_of)
+        return self.neck(x) if self.with_neck else x
+
+    def _per_dataset(self, batch_inputs: Tensor, batch_data_samples):
+        """Yield ``(name, branch, branch neck features, samples)`` for each
+        dataset of the batch, the shared features computed once."""
+        names = self.sample_dataset_names(
+            [s.metainfo for s in batch_data_samples])
+        x = self.extract_feat(batch_inputs, names)
+        for name, idx in group_by_dataset(names):
+            branch = self.branches[name]
+            feats = branch.neck(take_samples(x, idx, len(names)))
+            yield name, branch, feats, [batch_data_samples[i] for i in idx]
 
     # -------------------------------------------------------- train/test
     def loss(self, batch_inputs: Tensor, batch_data_samples) -> dict:
-        names = self.sample_dataset_names(batch_data_samples)
-        x = self.extract_feat(batch_inputs, names)
         proposal_cfg = self.train_cfg.get('rpn_proposal', self.test_cfg.rpn)
         losses = dict()
-        for name, idx in self._groups(names):
-            branch = self.branches[name]
-            feats = branch.neck(self._take(x, idx, len(names)))
-            samples = [batch_data_samples[i] for i in idx]
+        for name, branch, feats, samples in self._per_dataset(
+                batch_inputs, batch_data_samples):
             rpn_samples = copy.deepcopy(samples)
             for s in rpn_samples:  # the RPN is class-agnostic
                 s.gt_instances.labels = torch.zeros_like(
@@ -164,17 +125,13 @@ class MultiHeadTwoStageDetector(BaseDetector):
             rpn_losses = {(f'rpn_{k}' if 'loss' in k and 'rpn' not in k
                            else k): v for k, v in rpn_losses.items()}
             roi_losses = branch.roi_head.loss(feats, proposals, samples)
-            losses.update(_add_prefix({**rpn_losses, **roi_losses}, name))
+            losses.update(add_prefix({**rpn_losses, **roi_losses}, name))
         return losses
 
     def predict(self, batch_inputs: Tensor, batch_data_samples,
                 rescale: bool = True):
-        names = self.sample_dataset_names(batch_data_samples)
-        x = self.extract_feat(batch_inputs, names)
-        for name, idx in self._groups(names):
-            branch = self.branches[name]
-            feats = branch.neck(self._take(x, idx, len(names)))
-            samples = [batch_data_samples[i] for i in idx]
+        for _, branch, feats, samples in self._per_dataset(
+                batch_inputs, batch_data_samples):
             proposals = branch.rpn_head.predict(feats, samples, rescale=False)
             results = branch.roi_head.predict(feats, proposals, samples,
                                               rescale=rescale)
@@ -183,13 +140,9 @@ class MultiHeadTwoStageDetector(BaseDetector):
 
     def _forward(self, batch_inputs: Tensor, batch_data_samples=None):
         """Raw RoI head outputs per dataset: ``{name: roi_outs}``."""
-        names = self.sample_dataset_names(batch_data_samples)
-        x = self.extract_feat(batch_inputs, names)
         outs = {}
-        for name, idx in self._groups(names):
-            branch = self.branches[name]
-            feats = branch.neck(self._take(x, idx, len(names)))
-            samples = [batch_data_samples[i] for i in idx]
+        for name, branch, feats, samples in self._per_dataset(
+                batch_inputs, batch_data_samples):
             proposals = branch.rpn_head.predict(feats, samples, rescale=False)
             outs[name] = branch.roi_head.forward(feats, proposals, samples)
         return outs

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from s5_mm.models.utils.routing import group_by_dataset
+
 
 @dataclass
 class ExpertRouting:
@@ -52,13 +54,13 @@ class ExpertRouting:
         if bad:
             raise ValueError(f'dataset ids {bad} out of range: the model has '
                              f'{num_experts} experts')
-        uniq = sorted(set(id_list))
-        if len(uniq) == 1:
-            return cls(groups=[(uniq[0], None)])
+        # Ascending expert order (the layout of the concatenated outputs).
+        grouped = sorted(group_by_dataset(id_list))
+        if len(grouped) == 1:
+            return cls(groups=[(grouped[0][0], None)])
         device = ids.device
         groups, order = [], []
-        for d in uniq:
-            idx = [i for i, v in enumerate(id_list) if v == d]
+        for d, idx in grouped:
             order += idx
             groups.append((d, torch.tensor(idx, device=device)))
         perm = torch.tensor(order, device=device)

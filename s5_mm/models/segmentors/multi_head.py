@@ -2,14 +2,16 @@
 the MoE-MDF segmentation model (S5_METHOD.md section 4)."""
 import inspect
 from contextlib import contextmanager
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
-import torch
 from mmengine.logging import print_log
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.utils import add_prefix
 from torch import Tensor, nn
 
+from s5_mm.models.utils.routing import (expert_index_map, group_by_dataset,
+                                        routed_backbone_forward,
+                                        sample_dataset_names, take_samples)
 from s5_mm.registry import MODELS
 
 
@@ -58,25 +60,10 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
             raise ValueError(f'dataset_names {names} must be the decode_head '
                              f'keys {list(self.decode_head)}')
         self.dataset_names = names
-        bb_names = getattr(self.backbone, 'dataset_names', None)
-        self._num_experts = getattr(self.backbone, 'num_experts', 0)
-        if self._num_experts and bb_names is None \
-                and self._num_experts != len(names):
-            raise ValueError(f'backbone has {self._num_experts} experts but '
-                             f'there are {len(names)} datasets; set '
-                             'backbone.dataset_names')
-        if bb_names is not None and self._num_experts:
-            unknown = [n for n in names if n not in bb_names]
-            if unknown:
-                raise ValueError(f'datasets {unknown} have no expert in the '
-                                 f'backbone (dataset_names={bb_names})')
-        self._expert_of = {
-            n: (bb_names.index(n) if bb_names is not None and
-                self._num_experts else i)
-            for i, n in enumerate(names)
-        }
-        self._backbone_takes_ids = 'dataset_ids' in inspect.signature(
-            self.backbone.forward).parameters
+        self._expert_of = expert_index_map(names, self.backbone)
+        if 'dataset_ids' not in inspect.signature(
+                self.backbone.forward).parameters:
+            self._expert_of = {}  # the backbone takes no routing
 
     # ------------------------------------------------------------ build
     @staticmethod
@@ -145,68 +132,24 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
     # ---------------------------------------------------------- routing
     def sample_dataset_names(self, metas: Sequence[dict]) -> List[str]:
         """Dataset name of each sample from its metainfo."""
-        names = []
-        for i, meta in enumerate(metas):
-            if 'dataset_name' in meta:
-                name = meta['dataset_name']
-            elif 'dataset_id' in meta:
-                idx = int(meta['dataset_id'])
-                if not 0 <= idx < len(self.dataset_names):
-                    raise KeyError(f'sample {i}: dataset_id {idx} out of '
-                                   f'range for {self.dataset_names}')
-                name = self.dataset_names[idx]
-            elif len(self.dataset_names) == 1:
-                name = self.dataset_names[0]
-            else:
-                raise KeyError(f"sample {i}: metainfo has neither "
-                               "'dataset_name' nor 'dataset_id' (add the key "
-                               'to PackSegInputs(meta_keys=...))')
-            if name not in self.decode_head:
-                raise KeyError(f'sample {i}: unknown dataset {name!r}; the '
-                               f'model has heads {self.dataset_names}')
-            names.append(name)
-        return names
-
-    @staticmethod
-    def _group(names: Sequence[str]) -> List[Tuple[str, List[int]]]:
-        groups: Dict[str, List[int]] = {}
-        for i, n in enumerate(names):
-            groups.setdefault(n, []).append(i)
-        return list(groups.items())
-
-    @staticmethod
-    def _take(x, idx: List[int], batch_size: int):
-        if len(idx) == batch_size:  # indices are sorted: whole batch
-            return x
-        index = torch.tensor(idx, device=x[0].device)
-        return type(x)(t.index_select(0, index) for t in x) if isinstance(
-            x, (tuple, list)) else x.index_select(0, index)
+        return sample_dataset_names(metas, self.dataset_names)
 
     def extract_feat(self, inputs: Tensor,
                      dataset_names: Optional[Sequence[str]] = None
                      ) -> List[Tensor]:
         """Backbone (+ neck) features; ``dataset_names`` (one per sample)
         pick the MoE experts."""
-        if self._num_experts and self._backbone_takes_ids:
-            if dataset_names is None:
-                raise ValueError('the MoE backbone needs the dataset of each '
-                                 'sample; call with dataset_names')
-            ids = torch.tensor([self._expert_of[n] for n in dataset_names],
-                               dtype=torch.long, device=inputs.device)
-            x = self.backbone(inputs, dataset_ids=ids)
-        else:
-            x = self.backbone(inputs)
-        if self.with_neck:
-            x = self.neck(x)
-        return x
+        x = routed_backbone_forward(self.backbone, inputs, dataset_names,
+                                    self._expert_of)
+        return self.neck(x) if self.with_neck else x
 
     # ------------------------------------------------------------ train
     def loss(self, inputs: Tensor, data_samples) -> dict:
         names = self.sample_dataset_names([s.metainfo for s in data_samples])
         x = self.extract_feat(inputs, names)
         losses = dict()
-        for name, idx in self._group(names):
-            feats = self._take(x, idx, len(names))
+        for name, idx in group_by_dataset(names):
+            feats = take_samples(x, idx, len(names))
             samples = [data_samples[i] for i in idx]
             loss = self.decode_head[name].loss(feats, samples, self.train_cfg)
             losses.update(add_prefix(loss, f'{name}.decode'))
@@ -247,8 +190,8 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
             return super().predict(inputs, data_samples)
         metas = [s.metainfo for s in data_samples]
         names = self.sample_dataset_names(metas)
-        for name, idx in self._group(names):
-            sub_inputs = self._take(inputs, idx, len(names))
+        for name, idx in group_by_dataset(names):
+            sub_inputs = take_samples(inputs, idx, len(names))
             with self._dataset(name):
                 logits = self.inference(sub_inputs, [metas[i] for i in idx])
             # postprocess_result fills the samples in place.
@@ -270,6 +213,6 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
         x = self.extract_feat(inputs, names)
         return {
             name: self.decode_head[name].forward(
-                self._take(x, idx, len(names)))
-            for name, idx in self._group(names)
+                take_samples(x, idx, len(names)))
+            for name, idx in group_by_dataset(names)
         }

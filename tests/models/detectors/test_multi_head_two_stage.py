@@ -33,23 +33,29 @@ def tiny_cfg():
     return m
 
 
-def build():
+def build(score_thr=None):
     from mmdet.structures import DetDataSample  # noqa: F401
     init_default_scope('mmrotate')
     torch.manual_seed(0)
-    model = MODELS.build(tiny_cfg())
+    cfg = tiny_cfg()
+    if score_thr is not None:  # untrained heads score below the default
+        cfg.test_cfg.rcnn.score_thr = score_thr
+    model = MODELS.build(cfg)
     model.init_weights()
     return model
 
 
-def sample(name, n_boxes, seed):
+def sample(name, n_boxes, seed, **meta):
+    """A 64x64 sample with random rotated boxes; ``name=None`` leaves out
+    ``dataset_name`` (route by a ``dataset_id`` in ``meta``)."""
     from mmdet.structures import DetDataSample
     from mmrotate.structures import RotatedBoxes
     g = torch.Generator().manual_seed(seed)
+    if name is not None:
+        meta['dataset_name'] = name
     s = DetDataSample(metainfo=dict(img_shape=(64, 64), pad_shape=(64, 64),
                                     ori_shape=(64, 64),
-                                    scale_factor=(1., 1.),
-                                    dataset_name=name))
+                                    scale_factor=(1., 1.), **meta))
     xy = torch.rand(n_boxes, 2, generator=g) * 40 + 12
     wh = torch.rand(n_boxes, 2, generator=g) * 12 + 8
     theta = torch.rand(n_boxes, 1, generator=g) - 0.5
@@ -80,19 +86,93 @@ def test_loss_per_dataset_and_backward():
 
 
 def test_predict_uses_each_dataset_head():
-    model = build().eval()
+    model = build(score_thr=0.).eval()
     names = ['dior', 'dota']
     data = [sample(n, 2, i) for i, n in enumerate(names)]
+    max_per_img = model.test_cfg.rcnn.max_per_img
     with torch.no_grad():
         out = model.predict(torch.randn(2, 3, 64, 64), data)
     for s, n_cls in zip(out, (5, 3)):
         pred = s.pred_instances
-        assert pred.bboxes.shape[-1] == 5  # rotated boxes
-        if len(pred.labels):
-            assert int(pred.labels.max()) < n_cls
+        n = len(pred)
+        assert 0 < n <= max_per_img  # score_thr=0: every image has boxes
+        assert pred.bboxes.shape == (n, 5)  # rotated boxes
+        assert torch.isfinite(pred.bboxes).all()
+        assert (pred.bboxes[:, 2:4] > 0).all()
+        assert pred.scores.shape == (n, ) and (pred.scores > 0).all()
+        assert int(pred.labels.min()) >= 0
+        assert int(pred.labels.max()) < n_cls  # the dataset's own head
+
+
+def test_predict_of_a_dataset_ignores_the_other_branch_and_expert():
+    model = build(score_thr=0.).eval()
+    x = torch.randn(2, 3, 64, 64)
+
+    def run():
+        data = [sample('dior', 2, 0), sample('dota', 2, 1)]
+        with torch.no_grad():
+            return [s.pred_instances for s in model.predict(x, data)]
+
+    ref = run()
+    with torch.no_grad():
+        for p in model.branches['dota'].parameters():
+            p.mul_(1.5)
+        for blk in model.backbone.blocks:
+            blk.mlp.experts[1].weight.add_(0.5)  # dota = expert 1
+    out = run()
+    assert len(out[0]) > 0
+    for key in ('bboxes', 'scores', 'labels'):
+        torch.testing.assert_close(out[0][key], ref[0][key], rtol=0, atol=0)
+    assert not (len(out[1]) == len(ref[1])
+                and torch.equal(out[1].scores, ref[1].scores))
+
+
+def test_loss_of_a_dataset_never_touches_branch_or_expert_b():
+    model = build().train()
+    data = [sample('dior', 3, i) for i in range(2)]
+    losses = model.loss(torch.randn(2, 3, 64, 64), data)
+    assert {k.split('.', 1)[0] for k in losses} == {'dior'}
+    total = sum(v.sum() if isinstance(v, torch.Tensor) else sum(v)
+                for k, v in losses.items() if 'loss' in k)
+    total.backward()
+
+    def untouched(params):
+        return all(p.grad is None or not p.grad.any() for p in params)
+
+    assert untouched(model.branches['dota'].parameters())
+    assert not untouched(model.branches['dior'].roi_head.parameters())
+    for blk in model.backbone.blocks:  # dior = expert 0
+        assert untouched(blk.mlp.experts[1].parameters())
+        assert blk.mlp.experts[0].weight.grad.abs().sum() > 0
 
 
 def test_unknown_dataset():
     model = build().eval()
     with pytest.raises(KeyError, match="unknown dataset 'dota2'"):
         model.predict(torch.randn(1, 3, 64, 64), [sample('dota2', 1, 0)])
+
+
+@pytest.mark.parametrize('bad', [-1, 2])
+def test_dataset_id_out_of_range(bad):
+    """A negative id must not silently pick the last dataset."""
+    model = build().eval()
+    s = sample(None, 1, 0, dataset_id=bad, img_path='scene_3.png')
+    with pytest.raises(KeyError, match=rf'sample 0 \(scene_3.png\): '
+                       rf'dataset_id {bad} out of range'):
+        model.predict(torch.randn(1, 3, 64, 64), [s])
+
+
+def test_dataset_id_routes_like_dataset_name():
+    model = build(score_thr=0.).eval()
+    assert model.dataset_names == ['dior', 'dota']
+    x = torch.randn(2, 3, 64, 64)
+    by_name = [sample('dota', 2, 0), sample('dior', 2, 1)]
+    by_id = [sample(None, 2, 0, dataset_id=1),
+             sample(None, 2, 1, dataset_id=0)]
+    with torch.no_grad():
+        ref = model.predict(x, by_name)
+        out = model.predict(x, by_id)
+    for a, b in zip(out, ref):
+        assert len(a.pred_instances) > 0
+        torch.testing.assert_close(a.pred_instances.bboxes,
+                                   b.pred_instances.bboxes, rtol=0, atol=0)

@@ -72,3 +72,44 @@ def test_split_plain_fc2():
 def test_bad_expert_width():
     with pytest.raises(ValueError, match='expert_width'):
         MoEFFN(16, 64, num_experts=2, expert_width=16)
+
+
+def test_dataset_a_never_touches_expert_b():
+    ffn = make()
+    x = torch.randn(3, 5, 16)
+    ids = torch.tensor([2, 2, 2])
+    ref = ffn(x, ids)
+    ref.square().sum().backward()
+    for d in (0, 1):
+        assert ffn.experts[d].weight.grad is None
+        assert ffn.experts[d].bias.grad is None
+    assert ffn.experts[2].weight.grad.abs().sum() > 0
+    with torch.no_grad():  # other experts' weights do not reach A's output
+        for d in (0, 1):
+            ffn.experts[d].weight.mul_(5.)
+            ffn.experts[d].bias.add_(1.)
+        torch.testing.assert_close(ffn(x, ids), ref, rtol=0, atol=0)
+
+
+def test_mixed_batch_output_of_a_ignores_expert_b():
+    ffn = make()
+    x = torch.randn(4, 5, 16)
+    ids = torch.tensor([0, 1, 0, 2])
+    with torch.no_grad():
+        ref = ffn(x, ids)
+        ffn.experts[1].weight.mul_(5.)
+        out = ffn(x, ids)
+    a = ids != 1
+    torch.testing.assert_close(out[a], ref[a], rtol=0, atol=0)
+    assert not torch.allclose(out[1], ref[1])
+    # the shared channels of the B sample do not depend on expert B either
+    torch.testing.assert_close(out[1, :, :12], ref[1, :, :12], rtol=0, atol=0)
+
+
+def test_routing_groups_ascending_expert_order():
+    r = ExpertRouting.build([2, 0, 2, 1], 3)
+    assert [(d, idx.tolist()) for d, idx in r.groups] == [(0, [1]), (1, [3]),
+                                                          (2, [0, 2])]
+    assert r.inverse.tolist() == [2, 0, 3, 1]
+    with pytest.raises(ValueError, match=r'dataset ids \[-1\] out of range'):
+        ExpertRouting.build([0, -1], 3)

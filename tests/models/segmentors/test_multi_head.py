@@ -213,3 +213,44 @@ def test_init_from_single_head_s4p_checkpoint():
             out = mdf.extract_feat(x, [name, name])
             for a, b in zip(out, ref):
                 torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def _untouched(params) -> bool:
+    return all(p.grad is None or not p.grad.any() for p in params)
+
+
+def test_dataset_a_never_touches_head_or_expert_b():
+    model = build().train()
+    losses = model.loss(torch.randn(2, 3, 32, 32),
+                        samples(['loveda', 'loveda']))
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert _untouched(model.decode_head['potsdam'].parameters())
+    assert not _untouched(model.decode_head['loveda'].parameters())
+    # loveda is expert 1 in every block; expert 0 gets nothing
+    for blk in model.backbone.blocks:
+        assert _untouched(blk.mlp.experts[0].parameters())
+        assert blk.mlp.experts[1].weight.grad.abs().sum() > 0
+
+
+def test_mixed_batch_outputs_ignore_the_other_dataset_weights():
+    model = build().eval()
+    x = torch.randn(3, 3, 32, 32)
+    data = samples(['potsdam', 'loveda', 'potsdam'])
+    with torch.no_grad():
+        ref = model._forward(x, data)
+        for p in model.decode_head['loveda'].parameters():
+            p.add_(1.)
+        for blk in model.backbone.blocks:
+            blk.mlp.experts[1].weight.mul_(3.)
+        out = model._forward(x, data)
+    torch.testing.assert_close(out['potsdam'], ref['potsdam'], rtol=0, atol=0)
+    assert not torch.allclose(out['loveda'], ref['loveda'])
+
+
+def test_dataset_id_out_of_range_raises():
+    model = build().eval()
+    data = samples(['potsdam'], key='dataset_id')
+    data[0].set_metainfo(dict(dataset_id=-1, img_path='tile_7.png'))
+    with pytest.raises(KeyError, match=r'sample 0 \(tile_7.png\): dataset_id '
+                       r'-1 out of range'):
+        model.predict(torch.randn(1, 3, 32, 32), data)
