@@ -93,5 +93,7 @@ param_scheduler = [
          end=max_iters),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
+# Scores the student and the EMA teacher ('student/mIoU', 'teacher/mIoU').
+test_cfg = dict(type='S4PTeacherStudentTestLoop')
 default_hooks = dict(checkpoint=dict(interval=max_iters, save_best=None))
 custom_hooks = [dict(type='S4PStatsHook', interval=100, collapse_share=0.9)]

@@ -1,4 +1,4 @@
 from .multi_head import MultiHeadEncoderDecoder
-from .semi_segmentor import S4PSegmentor
+from .semi_segmentor import PseudoLabels, S4PSegmentor
 
-__all__ = ['MultiHeadEncoderDecoder', 'S4PSegmentor']
+__all__ = ['MultiHeadEncoderDecoder', 'PseudoLabels', 'S4PSegmentor']

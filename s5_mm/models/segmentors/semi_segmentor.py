@@ -8,7 +8,7 @@ Unlabelled samples carry a ``gt_sem_seg`` padding mask (0 = image,
 ``ignore_index`` = padding, see ``AddPaddingMask``).
 """
 import copy
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -16,13 +16,14 @@ from mmengine.config import ConfigDict
 from mmengine.dist import get_rank
 from mmengine.logging import MessageHub, print_log
 from mmengine.registry import DefaultScope
+from mmdet.models.utils import rename_loss_dict, reweight_loss_dict
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.models.utils import resize
 from torch import Tensor
 
 from s5_mm.registry import MODELS
-from .cutmix import boxes_to_masks, cutmix, sample_cutmix_boxes
+from ..utils.cutmix import boxes_to_masks, cutmix, sample_cutmix_boxes
 
 SUP, WEAK, STRONG = 'sup', 'unsup_teacher', 'unsup_student'
 
@@ -42,6 +43,23 @@ DEFAULT_SEMI_TRAIN_CFG = dict(
     seed=None,
 )
 DEFAULT_SEMI_TEST_CFG = dict(predict_on='student')
+
+
+class PseudoLabels(NamedTuple):
+    """Pseudo-labels of a batch of unlabelled crops, each (B, H, W).
+
+    ``thresh`` is a per-pixel map (tau everywhere, or the class thresholds
+    with ``class_keep_ratio``) so that CutMix moves it with the labels.
+    """
+    labels: Tensor  # long, the teacher's class
+    conf: Tensor  # float32, its softmax probability
+    pad: Tensor  # bool, True on padding
+    thresh: Tensor  # float32, kept where conf >= thresh
+
+    @property
+    def keep(self) -> Tensor:
+        """Confident, non-padding pixels."""
+        return (self.conf >= self.thresh) & ~self.pad
 
 
 def _merge_cfg(defaults: dict, cfg: Optional[dict], name: str) -> dict:
@@ -73,7 +91,9 @@ class S4PSegmentor(BaseSegmentor):
             does), ``joint_forward`` (one student pass
             on labelled + strong images), ``ignore_index``, ``seed`` (CutMix
             seed; default: torch's initial seed).
-        semi_test_cfg (dict): ``predict_on`` 'student' or 'teacher'.
+        semi_test_cfg (dict): ``predict_on`` 'student' or 'teacher' (the
+            network ``predict`` uses; ``S4PTeacherStudentTestLoop`` and
+            ``S4PTeacherStudentValLoop`` switch it to score both).
         data_preprocessor (dict, optional): a multi-branch preprocessor, or
             a plain one, which is wrapped in
             ``mmdet.MultiBranchDataPreprocessor`` (default: the segmentor's).
@@ -209,6 +229,155 @@ class S4PSegmentor(BaseSegmentor):
             else:
                 t.copy_(s)
 
+    # Training steps, each a method a subclass can override -------------
+    def loss(self, inputs: Union[Dict[str, Tensor], Tensor],
+             data_samples) -> dict:
+        """Weighted supervised and FixMatch losses of a multi-branch batch.
+
+        Steps: EMA update, pseudo-labels from the weak views
+        (:meth:`get_pseudo_labels`), CutMix of the strong views and their
+        pseudo-labels (:meth:`mix`), one student pass
+        (:meth:`forward_student`), then :meth:`loss_by_gt_sem_seg` and
+        :meth:`loss_by_pseudo_labels`.
+        """
+        it = self._current_iter()
+        self._calls += 1
+        inputs, data_samples = self._check_branches(inputs, data_samples)
+        if self.with_ema_teacher:
+            self._update_teacher(it)
+        use_unsup = (WEAK in inputs
+                     and it >= self.semi_train_cfg['unsup_start_iter'])
+        strong = pseudo = None
+        if use_unsup:
+            strong = inputs[STRONG]
+            if inputs[WEAK].shape != strong.shape:
+                raise ValueError(f'weak views {tuple(inputs[WEAK].shape)} '
+                                 'and strong views '
+                                 f'{tuple(strong.shape)} differ')
+            pseudo = self.get_pseudo_labels(inputs[WEAK], data_samples[WEAK])
+            self._count_pseudo_labels(pseudo)
+            strong, pseudo = self.mix(strong, pseudo, it)
+        sup_losses, logits_s = self.forward_student(inputs[SUP],
+                                                    data_samples[SUP], strong)
+        losses = self.loss_by_gt_sem_seg(sup_losses)
+        if use_unsup:
+            losses.update(self.loss_by_pseudo_labels(logits_s, pseudo))
+        else:
+            zero = inputs[SUP].new_zeros(())
+            losses.update(
+                rename_loss_dict('unsup_', dict(loss_ce=zero,
+                                                mask_ratio=zero)))
+        return losses
+
+    @staticmethod
+    def _check_branches(inputs, data_samples):
+        if isinstance(inputs, Tensor):  # a plain labelled batch
+            inputs, data_samples = {SUP: inputs}, {SUP: data_samples}
+        if SUP not in inputs:
+            raise KeyError(f"S4PSegmentor.loss needs a '{SUP}' branch, got "
+                           f'{sorted(inputs)}')
+        if (WEAK in inputs) != (STRONG in inputs):
+            raise KeyError(f"unlabelled batches need both '{WEAK}' and "
+                           f"'{STRONG}' branches, got {sorted(inputs)}")
+        return inputs, data_samples
+
+    def get_pseudo_labels(self, weak: Tensor,
+                          data_samples: List) -> PseudoLabels:
+        """The pseudo-labeler's classes, confidences and thresholds."""
+        pad = self._padding_mask(data_samples, weak)
+        logits = self._pseudo_label_logits(weak, data_samples)
+        conf, labels = logits.float().softmax(dim=1).max(dim=1)
+        return PseudoLabels(labels, conf, pad,
+                            self.pixel_thresholds(conf, labels, pad))
+
+    def mix(self, strong: Tensor, pseudo: PseudoLabels,
+            it: int) -> Tuple[Tensor, PseudoLabels]:
+        """CutMix of the strong views; the same boxes move ``pseudo``.
+
+        The boxes come from a generator seeded by (seed, ``it``, rank).
+        """
+        cfg = self.semi_train_cfg
+        b, _, h, w = strong.shape
+        if b < 2 or cfg['cutmix_prob'] <= 0:
+            if b < 2 and cfg['cutmix_prob'] > 0 and not getattr(
+                    self, '_warned_small', False):
+                self._warned_small = True
+                print_log('S4P: 1 unlabelled image per batch, CutMix needs a '
+                          'different partner image and is skipped',
+                          logger='current', level=30)
+            return strong, pseudo
+        boxes, apply, partner = sample_cutmix_boxes(
+            b, h, w, self._generator(it), cfg['cutmix_prob'],
+            cfg['cutmix_area'], cfg['cutmix_aspect'])
+        masks = boxes_to_masks(boxes, apply, h, w, strong.device)
+        strong, *maps = cutmix(masks, partner, strong, *pseudo)
+        return strong, PseudoLabels(*maps)
+
+    def forward_student(self, sup_inputs: Tensor, sup_samples: List,
+                        strong: Optional[Tensor]):
+        """Unweighted supervised losses and the strong views' logits.
+
+        With ``joint_forward`` labelled and strong images share one pass of
+        an ``EncoderDecoder`` student; the logits are None without
+        ``strong``.
+        """
+        student = self.student
+        if not isinstance(student, EncoderDecoder):
+            # Any other segmentor: its own loss, then a separate pass.
+            sup = student.loss(sup_inputs, sup_samples)
+            if strong is None:
+                return sup, None
+            size = strong.shape[2:]
+            metas = [dict(img_shape=size, pad_shape=size)] * strong.shape[0]
+            return sup, student.encode_decode(strong, metas)
+        joint = (strong is not None and self.semi_train_cfg['joint_forward']
+                 and sup_inputs.shape[1:] == strong.shape[1:])
+        n = sup_inputs.shape[0]
+        x = torch.cat([sup_inputs, strong]) if joint else sup_inputs
+        feats = student.extract_feat(x)
+        logits = student.decode_head.forward(feats)
+        sup = student.decode_head.loss_by_feat(logits[:n], sup_samples)
+        if student.with_auxiliary_head:
+            sup.update(
+                student._auxiliary_head_forward_train(
+                    [f[:n] for f in feats], sup_samples))
+        if strong is None:
+            return sup, None
+        if joint:
+            return sup, logits[n:]
+        return sup, student.decode_head.forward(student.extract_feat(strong))
+
+    def loss_by_gt_sem_seg(self, losses: dict) -> dict:
+        """``sup_`` losses, weighted by ``sup_weight`` (metrics unweighted)."""
+        weight = self.semi_train_cfg['sup_weight']
+        return rename_loss_dict('sup_',
+                                reweight_loss_dict(dict(losses), weight))
+
+    def loss_by_pseudo_labels(self, logits: Tensor,
+                              pseudo: PseudoLabels) -> dict:
+        """Masked CE of strong-view logits against the pseudo-labels.
+
+        Summed over the kept pixels (``conf >= thresh``, not padding),
+        divided by the number of non-padding pixels and weighted by
+        ``unsup_weight``: ``unsup_loss_ce`` and the kept fraction
+        ``unsup_mask_ratio``.
+        """
+        if logits.shape[2:] != pseudo.labels.shape[1:]:
+            logits = resize(logits, size=pseudo.labels.shape[1:],
+                            mode='bilinear', align_corners=self.align_corners)
+        valid = ~pseudo.pad
+        keep = pseudo.keep
+        ce = F.cross_entropy(logits.float(), pseudo.labels, reduction='none')
+        n_valid = valid.sum().clamp(min=1)
+        # where, not a product: non-finite values on padding stay out.
+        loss = torch.where(keep, ce, ce.new_zeros(())).sum() / n_valid
+        ratio = keep.sum() / n_valid
+        return rename_loss_dict(
+            'unsup_',
+            reweight_loss_dict(dict(loss_ce=loss, mask_ratio=ratio),
+                               self.semi_train_cfg['unsup_weight']))
+
+    # Pseudo-label helpers ----------------------------------------------
     @torch.no_grad()
     def _pseudo_label_logits(self, inputs: Tensor,
                              data_samples: List) -> Tensor:
@@ -249,104 +418,6 @@ class S4PSegmentor(BaseSegmentor):
             masks.append(m)
         return torch.stack(masks)
 
-    def _student_logits(self, sup_inputs, sup_samples, strong):
-        """Sup losses (unweighted) and the student's strong-view logits."""
-        student = self.student
-        if not isinstance(student, EncoderDecoder):
-            # Any other segmentor: its own loss, then a separate pass.
-            sup = student.loss(sup_inputs, sup_samples)
-            if strong is None:
-                return sup, None
-            size = strong.shape[2:]
-            metas = [dict(img_shape=size, pad_shape=size)] * strong.shape[0]
-            return sup, student.encode_decode(strong, metas)
-        joint = (strong is not None and self.semi_train_cfg['joint_forward']
-                 and sup_inputs.shape[1:] == strong.shape[1:])
-        n = sup_inputs.shape[0]
-        x = torch.cat([sup_inputs, strong]) if joint else sup_inputs
-        feats = student.extract_feat(x)
-        logits = student.decode_head.forward(feats)
-        sup = student.decode_head.loss_by_feat(logits[:n], sup_samples)
-        if student.with_auxiliary_head:
-            sup.update(
-                student._auxiliary_head_forward_train(
-                    [f[:n] for f in feats], sup_samples))
-        if strong is None:
-            return sup, None
-        if joint:
-            return sup, logits[n:]
-        return sup, student.decode_head.forward(student.extract_feat(strong))
-
-    def loss(self, inputs: Union[Dict[str, Tensor], Tensor],
-             data_samples) -> dict:
-        cfg = self.semi_train_cfg
-        it = self._current_iter()
-        self._calls += 1
-        if isinstance(inputs, Tensor):  # a plain labelled batch
-            inputs, data_samples = {SUP: inputs}, {SUP: data_samples}
-        if SUP not in inputs:
-            raise KeyError(f"S4PSegmentor.loss needs a '{SUP}' branch, got "
-                           f'{sorted(inputs)}')
-        has_unsup = WEAK in inputs and STRONG in inputs
-        if (WEAK in inputs) != (STRONG in inputs):
-            raise KeyError(f"unlabelled batches need both '{WEAK}' and "
-                           f"'{STRONG}' branches, got {sorted(inputs)}")
-        if self.with_ema_teacher:
-            self._update_teacher(it)
-        use_unsup = has_unsup and it >= cfg['unsup_start_iter']
-
-        strong = None
-        if use_unsup:
-            weak, strong = inputs[WEAK], inputs[STRONG]
-            if weak.shape != strong.shape:
-                raise ValueError(f'weak views {tuple(weak.shape)} and strong '
-                                 f'views {tuple(strong.shape)} differ')
-            pad = self._padding_mask(data_samples[WEAK], weak)
-            logits_w = self._pseudo_label_logits(weak, data_samples[WEAK])
-            conf, plabel = logits_w.float().softmax(dim=1).max(dim=1)
-            thresh = self.pixel_thresholds(conf, plabel, pad)
-            self._count_pseudo_labels(plabel, (conf >= thresh) & ~pad)
-            per_pixel = isinstance(thresh, Tensor)
-            extra = [thresh] if per_pixel else []
-            strong, plabel, conf, pad, *rest = self._cutmix(
-                it, strong, plabel, conf, pad, *extra)
-            if per_pixel:
-                thresh = rest[0]
-
-        sup_losses, logits_s = self._student_logits(inputs[SUP],
-                                                    data_samples[SUP], strong)
-        losses = {}
-        for k, v in sup_losses.items():
-            losses[f'sup_{k}'] = v * cfg['sup_weight'] if 'loss' in k else v
-        if use_unsup:
-            loss_u, ratio = self.unsup_loss(logits_s, plabel, conf, pad,
-                                            thresh)
-            losses['unsup_loss_ce'] = loss_u * cfg['unsup_weight']
-            losses['unsup_mask_ratio'] = ratio
-        else:
-            zero = inputs[SUP].new_zeros(())
-            losses['unsup_loss_ce'] = zero
-            losses['unsup_mask_ratio'] = zero
-        return losses
-
-    def _cutmix(self, it, strong, *targets):
-        """CutMix of the strong views; the same boxes for ``targets``."""
-        cfg = self.semi_train_cfg
-        b, _, h, w = strong.shape
-        if b < 2 or cfg['cutmix_prob'] <= 0:
-            if b < 2 and cfg['cutmix_prob'] > 0 and not getattr(
-                    self, '_warned_small', False):
-                self._warned_small = True
-                print_log('S4P: 1 unlabelled image per batch, CutMix needs a '
-                          'different partner image and is skipped',
-                          logger='current', level=30)
-            return (strong, *targets)
-        boxes, apply, partner = sample_cutmix_boxes(
-            b, h, w, self._generator(it), cfg['cutmix_prob'],
-            cfg['cutmix_area'], cfg['cutmix_aspect'])
-        masks = boxes_to_masks(boxes, apply, h, w, strong.device)
-        return cutmix(masks, partner, strong, *targets)
-
     def class_thresholds(self, conf: Tensor, plabel: Tensor,
                          pad: Tensor) -> Tensor:
         """(num_classes,) confidence thresholds for ``class_keep_ratio``.
@@ -373,37 +444,22 @@ class S4PSegmentor(BaseSegmentor):
                            grouped[idx].clamp(max=tau),
                            grouped.new_full((nc, ), tau))
 
-    def pixel_thresholds(self, conf: Tensor, plabel: Tensor, pad: Tensor):
-        """Per-pixel threshold map, or tau (a float) when not balanced."""
+    def pixel_thresholds(self, conf: Tensor, plabel: Tensor,
+                         pad: Tensor) -> Tensor:
+        """(B, H, W) float32 threshold map: tau, or the class thresholds.
+
+        A float32 map of tau keeps exactly the pixels that ``conf >= tau``
+        with the python float kept: torch compares both in float32.
+        """
         if self.semi_train_cfg['class_keep_ratio'] is None:
-            return self.semi_train_cfg['conf_thresh']
+            tau = self.semi_train_cfg['conf_thresh']
+            return conf.new_full(conf.shape, tau)
         return self.class_thresholds(conf, plabel, pad)[plabel]
 
-    def unsup_loss(self, logits: Tensor, plabel: Tensor, conf: Tensor,
-                   pad: Tensor, thresh: Union[float, Tensor, None] = None):
-        """Masked CE of strong-view logits against pseudo-labels.
-
-        Summed over pixels with ``conf >= thresh`` (default tau; a per-pixel
-        map with ``class_keep_ratio``) that are not padding, divided by the
-        number of non-padding pixels. Returns (loss, mask ratio).
-        """
-        if logits.shape[2:] != plabel.shape[1:]:
-            logits = resize(logits, size=plabel.shape[1:], mode='bilinear',
-                            align_corners=self.align_corners)
-        if thresh is None:
-            thresh = self.semi_train_cfg['conf_thresh']
-        valid = ~pad
-        keep = (conf >= thresh) & valid
-        ce = F.cross_entropy(logits.float(), plabel, reduction='none')
-        n_valid = valid.sum().clamp(min=1)
-        # where, not a product: non-finite values on padding stay out.
-        loss = torch.where(keep, ce, ce.new_zeros(())).sum() / n_valid
-        ratio = keep.sum() / n_valid
-        return loss, ratio
-
-    def _count_pseudo_labels(self, plabel: Tensor, keep: Tensor) -> None:
+    def _count_pseudo_labels(self, pseudo: PseudoLabels) -> None:
         # scatter_add needs no host sync (bincount would).
-        idx = torch.where(keep, plabel, self.num_classes).flatten()
+        plabel = pseudo.labels
+        idx = torch.where(pseudo.keep, plabel, self.num_classes).flatten()
         counts = torch.zeros(
             self.num_classes + 1, device=plabel.device).scatter_add_(
                 0, idx, torch.ones_like(idx, dtype=torch.float))

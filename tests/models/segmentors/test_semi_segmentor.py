@@ -10,11 +10,9 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import s5_mm  # noqa: F401
-from s5_mm.models.segmentors import S4PSegmentor
+from s5_mm.models.segmentors import PseudoLabels, S4PSegmentor
 from s5_mm.models.segmentors import semi_segmentor as semi_mod
-from s5_mm.models.segmentors.cutmix import (boxes_to_masks, cutmix,
-                                            random_derangement,
-                                            sample_cutmix_boxes)
+from s5_mm.models.utils.cutmix import boxes_to_masks, sample_cutmix_boxes
 
 init_default_scope('mmseg')
 
@@ -189,6 +187,62 @@ def test_golden_without_cutmix_and_weights():
     assert losses['unsup_mask_ratio'].item() == pytest.approx(4 / 6)
 
 
+def test_loss_keys_and_weights_apply_to_losses_only():
+    inputs, data_samples = golden_batch()
+    half = build_identity_model(cutmix_prob=0.0, unsup_weight=0.25)
+    full = build_identity_model(cutmix_prob=0.0, sup_weight=1.0,
+                                unsup_weight=1.0)
+    a = half.loss(inputs, data_samples)
+    b = full.loss(inputs, data_samples)
+    # The order is the order parse_losses sums in: keep it.
+    assert list(a) == ['sup_loss_ce', 'sup_acc_seg', 'unsup_loss_ce',
+                       'unsup_mask_ratio']
+    assert torch.equal(a['sup_loss_ce'], b['sup_loss_ce'] * 0.5)
+    assert torch.equal(a['unsup_loss_ce'], b['unsup_loss_ce'] * 0.25)
+    assert torch.equal(a['sup_acc_seg'], b['sup_acc_seg'])
+    assert torch.equal(a['unsup_mask_ratio'], b['unsup_mask_ratio'])
+    # mmseg's accuracy of the one labelled image: 2 of 3 pixels right.
+    assert a['sup_acc_seg'].item() == pytest.approx(200 / 3)
+
+
+def test_tau_map_keeps_what_the_float_comparison_kept():
+    """tau as a float32 map: ``conf == float32(tau)`` is kept, as it was
+    when ``conf >= tau`` compared against the python float."""
+    model = build_identity_model(conf_thresh=0.95)
+    at_tau = torch.tensor(0.95, dtype=torch.float32)
+    below = torch.nextafter(at_tau, torch.tensor(0.0))
+    conf = torch.stack([at_tau, below, torch.tensor(1.0),
+                        torch.tensor(0.5)]).view(1, 2, 2)
+    plabel = torch.zeros(1, 2, 2, dtype=torch.long)
+    pad = torch.zeros(1, 2, 2, dtype=torch.bool)
+    thresh = model.pixel_thresholds(conf, plabel, pad)
+    assert thresh.shape == conf.shape and thresh.dtype == torch.float32
+    pseudo = PseudoLabels(plabel, conf, pad, thresh)
+    assert torch.equal(pseudo.keep, conf >= 0.95)
+    assert pseudo.keep.flatten().tolist() == [True, False, True, False]
+
+
+def test_loss_steps_are_overridable():
+    """loss() goes through mix(): a subclass without mixing equals
+    cutmix_prob=0."""
+
+    class NoMix(S4PSegmentor):
+
+        def mix(self, strong, pseudo, it):
+            return strong, pseudo
+
+    inputs, data_samples = golden_batch()
+    model = build_identity_model(cutmix_prob=0.0)
+    no_mix = NoMix(segmentor=identity_segmentor(),
+                   semi_train_cfg=dict(cutmix_prob=1.0))
+    no_mix.load_state_dict(model.state_dict())
+    want = model.loss(inputs, data_samples)
+    got = no_mix.loss(inputs, data_samples)
+    assert got.keys() == want.keys()
+    for k in want:
+        assert torch.equal(got[k], want[k]), k
+
+
 def test_class_thresholds_by_hand():
     model = build_identity_model(class_keep_ratio=0.6)
     conf = torch.tensor([[[0.99, 0.6, 0.7, 0.5], [0.8, 0.96, 0.3, 0.9]]])
@@ -254,37 +308,15 @@ def test_unsup_start_iter_skips_unsup_and_teacher(monkeypatch):
     assert losses['sup_loss_ce'].requires_grad
 
 
-def test_derangement_and_boxes():
-    gen = torch.Generator().manual_seed(0)
-    for n in (2, 3, 5, 12):
-        for _ in range(50):
-            p = random_derangement(n, gen)
-            assert sorted(p.tolist()) == list(range(n))
-            assert (p != torch.arange(n)).all()
-    with pytest.raises(ValueError, match='at least 2'):
-        random_derangement(1, gen)
-    h, w = 64, 48
-    boxes, apply, partner = sample_cutmix_boxes(
-        2000, h, w, gen, prob=0.5, area_range=(0.02, 0.4),
-        aspect_range=(0.3, 3.3))
-    y0, x0, y1, x1 = boxes.unbind(1)
-    assert (y0 >= 0).all() and (x0 >= 0).all()
-    assert (y1 <= h).all() and (x1 <= w).all()
-    assert ((y1 - y0) >= 1).all() and ((x1 - x0) >= 1).all()
-    area = ((y1 - y0) * (x1 - x0)).double() / (h * w)
-    assert area.max() <= 0.45 and area.min() >= 0.01
-    assert 0.45 < apply.double().mean() < 0.55
-    assert (partner != torch.arange(2000)).all()
-
-
 def test_cutmix_partner_is_a_different_image():
     b, h, w = 6, 16, 16
     # Sample i is filled with value i, in image, label and confidence.
     value = torch.arange(b).view(b, 1, 1).expand(b, h, w)
     images = value[:, None].float().repeat(1, 3, 1, 1)
     model = build_identity_model(cutmix_prob=1.0)
-    mixed, plabel, conf, pad = model._cutmix(
-        0, images, value.clone(), value.float(), value == 0)
+    pseudo = PseudoLabels(value.clone(), value.float(), value == 0,
+                          value.float() + 0.5)
+    mixed, (plabel, conf, pad, thresh) = model.mix(images, pseudo, 0)
     gen_boxes = sample_cutmix_boxes(b, h, w, model._generator(0), 1.0,
                                     (0.02, 0.4), (0.3, 3.3))
     masks = boxes_to_masks(*gen_boxes[:2], h, w, torch.device('cpu'))
@@ -299,15 +331,7 @@ def test_cutmix_partner_is_a_different_image():
         assert torch.equal(plabel[i].float(), mixed[i, 0])
         assert torch.equal(conf[i], mixed[i, 0])
         assert torch.equal(pad[i], mixed[i, 0] == 0)
-
-
-def test_cutmix_helper_broadcasts_channels():
-    masks = torch.zeros(2, 2, 2, dtype=torch.bool)
-    masks[0, 0, 0] = True
-    x = torch.stack([torch.zeros(3, 2, 2), torch.ones(3, 2, 2)])
-    (out, ) = cutmix(masks, torch.tensor([1, 0]), x)
-    assert out[0, :, 0, 0].tolist() == [1, 1, 1]
-    assert out[0].sum() == 3 and torch.equal(out[1], x[1])
+        assert torch.equal(thresh[i], mixed[i, 0] + 0.5)
 
 
 def padded_batch(weak_fill, strong_fill, b=4, h=16, w=16):
