@@ -6,7 +6,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY="${PY:-$ROOT/.venv/bin/python}"
-CONFIG=configs/demo/vit-tiny_upernet_landcover.py
+CONFIG=configs/demo/upernet_vit-tiny_landcover.py
 WORK=${WORK:-work_dirs/demo_landcover}
 "$PY" tools/dataset_converters/prepare_landcover.py --out data/landcover_nc
 "$PY" tools/train.py "$CONFIG" --work-dir "$WORK" "$@"

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 S4P_CFG = REPO / 'configs/demo/s4p_vit-tiny_landcover.py'
-SUP_CFG = REPO / 'configs/demo/s4p_vit-tiny_landcover_supervised.py'
+SUP_CFG = REPO / 'configs/demo/s4p-supervised_vit-tiny_landcover.py'
 
 
 def parse_args(argv=None):
@@ -112,6 +112,33 @@ def make_splits(data_root, regime, every, fraction):
                 labelled_pixels=kept)
 
 
+def stretch_schedule(cfg, iters):
+    """Scale the config's iteration schedule to ``iters`` steps in place.
+
+    Every iteration count (scheduler ``begin`` / ``end`` / ``T_max``,
+    validation and checkpoint intervals) is multiplied by ``iters /
+    max_iters`` and rounded down, a non-zero count to at least 1, so the
+    config's scheduler keeps its shape (warm-up share included).
+    """
+    old = cfg.train_cfg.max_iters
+
+    def scale(n):
+        return max(1, n * iters // old) if n else 0
+
+    scheds = cfg.param_scheduler
+    for sched in [scheds] if isinstance(scheds, dict) else scheds:
+        if sched.get('by_epoch', True):
+            raise ValueError(f'{sched.type}: only iteration-based schedulers '
+                             '(by_epoch=False) can be stretched')
+        for key in ('begin', 'end', 'T_max'):
+            if key in sched:
+                sched[key] = scale(sched[key])
+    cfg.train_cfg.max_iters = iters
+    cfg.train_cfg.val_interval = scale(cfg.train_cfg.val_interval)
+    cfg.default_hooks.checkpoint.interval = scale(
+        cfg.default_hooks.checkpoint.interval)
+
+
 def build_cfg(path, data_root, split, work_dir, seed, iters, options):
     from mmengine.config import Config
     cfg = Config.fromfile(str(path))
@@ -126,16 +153,7 @@ def build_cfg(path, data_root, split, work_dir, seed, iters, options):
     for key in ('val_dataloader', 'test_dataloader'):
         cfg[key].dataset.data_root = str(data_root)
     if iters is not None:
-        cfg.train_cfg.max_iters = iters
-        cfg.train_cfg.val_interval = iters
-        cfg.default_hooks.checkpoint.interval = iters
-        warm = max(1, min(100, iters // 10))
-        cfg.param_scheduler = [
-            dict(type='LinearLR', start_factor=0.01, by_epoch=False,
-                 begin=0, end=warm),
-            dict(type='CosineAnnealingLR', eta_min=0., by_epoch=False,
-                 begin=warm, end=iters)
-        ]
+        stretch_schedule(cfg, iters)
     cfg.merge_from_dict(options)
     for hook in cfg.get('custom_hooks', []):
         if hook.type == 'S4PStatsHook':  # report at least once

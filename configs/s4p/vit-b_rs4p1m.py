@@ -3,11 +3,9 @@
 # teacher, 120k iterations, 12 + 12 images per GPU on 8 GPUs, AMP,
 # activation checkpointing. Launch: tools/dist_train.sh <this> 8
 _base_ = [
-    '../_base_/models/s5_upernet_vit.py',
-    '../_base_/datasets/isaid_s4p.py',
-    '../_base_/schedules/schedule_s4p_120k.py',  # with the runtime
+    '../_base_/models/s5_upernet_vit.py', '../_base_/datasets/isaid_s4p.py',
+    '../_base_/schedules/schedule_s4p_120k.py', '../_base_/default_runtime.py'
 ]
-custom_imports = dict(imports=['s5_mm'], allow_failed_imports=False)
 arch = 'b'
 embed_dims = 768
 # MAE weights (MillionAID, 1600 epochs) in this repository's key layout.
@@ -42,5 +40,8 @@ model = dict(
         teacher='self',
         unsup_start_iter=0),
     semi_test_cfg=dict(predict_on='student'))
+# Logs the pseudo-label class shares; warns when one class holds more than
+# 90 % of the confident pixels (collapse).
+custom_hooks = [dict(type='S4PStatsHook', interval=50, collapse_share=0.9)]
 # 8 GPUs x (12 + 12) images, the paper's setting.
 auto_scale_lr = dict(enable=False, base_batch_size=8 * 24)

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-CONFIG = 'configs/demo/vit-tiny_upernet_landcover.py'
+CONFIG = 'configs/demo/upernet_vit-tiny_landcover.py'
 
 
 @pytest.fixture(scope='module')

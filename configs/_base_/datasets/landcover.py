@@ -1,11 +1,9 @@
 # Landsat-7 land-cover tiles (6 bands, 7 classes), prepared by
-# tools/dataset_converters/prepare_landcover.py.
+# tools/dataset_converters/prepare_landcover.py. The band statistics are in
+# the model's data_preprocessor (../models/s5_upernet_vit-tiny_landcover.py).
 dataset_type = 'LandcoverNCDataset'
 data_root = 'data/landcover_nc'
 crop_size = (32, 32)
-# Per-band mean/std over valid pixels of the scene (tools/band_stats.py).
-band_mean = [82.59, 68.58, 68.98, 67.99, 88.85, 60.28]
-band_std = [15.76, 17.56, 25.05, 13.81, 25.32, 23.34]
 train_pipeline = [
     dict(type='LoadGeoImageFromFile', expected_bands=6),
     dict(type='LoadGeoAnnotations', label_offset=-1),
@@ -35,7 +33,8 @@ train_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train'),
+        data_prefix=dict(
+            img_path='img_dir/train', seg_map_path='ann_dir/train'),
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=8,

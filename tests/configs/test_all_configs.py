@@ -1,0 +1,162 @@
+"""Every file under configs/ loads and its pieces build: the model (meta
+device), every dataloader's dataset with its pipeline (``lazy_init``: no
+annotation or image file is read), stand-alone pipelines, evaluators, and the
+registered types of loops, samplers, hooks, optimizer wrappers, schedulers
+and visualizer. New config folders are picked up by the glob."""
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import (DATA_SAMPLERS, DATASETS, HOOKS, LOOPS, METRICS,
+                               MODELS, OPTIM_WRAPPERS, PARAM_SCHEDULERS,
+                               TRANSFORMS, VISUALIZERS, init_default_scope)
+
+import s5_mm  # noqa: F401
+
+CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
+FILES = sorted(
+    p.relative_to(CONFIGS).as_posix() for p in CONFIGS.rglob('*.py'))
+ENTRY = [f for f in FILES if not f.startswith('_base_/')]
+
+
+def test_every_folder_has_a_readme_and_entries_exist():
+    assert {
+        'demo/upernet_vit-tiny_landcover.py', 'demo/s4p_vit-tiny_landcover.py',
+        'demo/s4p-supervised_vit-tiny_landcover.py', 's4p/vit-b_rs4p1m.py',
+        's4p/vit-l_rs4p1m.py', 's4p/vit-h_rs4p1m.py'
+    } <= set(ENTRY)
+    folders = {Path(f).parent for f in ENTRY} | {Path('.')}
+    for folder in folders:
+        assert (CONFIGS / folder / 'README.md').is_file(), folder
+
+
+@pytest.mark.parametrize('rel', FILES)
+def test_no_text_substitution_of_base_values(rel):
+    # one style: lazy `_base_.x` references, never `{{_base_.x}}`
+    assert '{{' not in (CONFIGS / rel).read_text()
+
+
+def _scope(cfg, rel):
+    if 'default_scope' in cfg:
+        return cfg.default_scope
+    assert rel.startswith('_base_/'), f'{rel}: entry config without scope'
+    # _base_ model files: MMRotate for detectors (MMDet types), else MMSeg
+    model_type = cfg.get('model', {}).get('type', '')
+    return 'mmrotate' if model_type.startswith('mmdet.') else 'mmseg'
+
+
+def _register_all(scope):
+    if scope == 'mmseg':
+        from mmseg.utils import register_all_modules
+        register_all_modules(init_default_scope=False)
+    else:
+        from mmdet.utils import register_all_modules
+        register_all_modules(init_default_scope=False)
+        from mmrotate.utils import register_all_modules as register_rotate
+        register_rotate(init_default_scope=False)
+    init_default_scope(scope)
+
+
+def _lazy(ds, root):
+    """A dataset config (and its children) that reads no file when built:
+    ``lazy_init``, and ``data_root`` moved to ``root`` with empty prefix
+    folders (some datasets check that they exist)."""
+    ds = copy.deepcopy(ds)
+    if 'datasets' in ds:  # ConcatDataset
+        ds['datasets'] = [_lazy(c, root) for c in ds['datasets']]
+    if 'dataset' in ds:  # RepeatDataset, ClassBalancedDataset
+        ds['dataset'] = _lazy(ds['dataset'], root)
+    if 'datasets' in ds or 'dataset' in ds:
+        ds['lazy_init'] = True
+        return ds
+    ds.update(lazy_init=True, data_root=str(root))
+    for prefix in ds.get('data_prefix', {}).values():
+        (root / prefix).mkdir(parents=True, exist_ok=True)
+    return ds
+
+
+def _pipelines_of(ds):
+    if 'pipeline' in ds:
+        yield ds['pipeline']
+    for child in ds.get('datasets', []):
+        yield from _pipelines_of(child)
+    if 'dataset' in ds:
+        yield from _pipelines_of(ds['dataset'])
+
+
+def _built_pipelines(dataset):
+    if hasattr(dataset, 'pipeline'):
+        yield dataset.pipeline
+    for child in getattr(dataset, 'datasets', []):
+        yield from _built_pipelines(child)
+    if hasattr(dataset, 'dataset'):
+        yield from _built_pipelines(dataset.dataset)
+
+
+def _is_pipeline(value):
+    return isinstance(value, list) and value and all(
+        isinstance(t, dict) and 'type' in t for t in value)
+
+
+def _get(registry, name):
+    """The class ``name`` resolves to in the default scope (or None)."""
+    with registry.switch_scope_and_registry(None) as scoped:
+        return scoped.get(name)
+
+
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+@pytest.mark.parametrize('rel', FILES)
+def test_config_builds(rel, tmp_path):
+    cfg = Config.fromfile(str(CONFIGS / rel))
+    scope = _scope(cfg, rel)
+    _register_all(scope)
+
+    if 'model' in cfg:
+        with torch.device('meta'):
+            model = MODELS.build(copy.deepcopy(cfg.model))
+        assert type(model).__name__ == cfg.model.type.split('.')[-1]
+        assert sum(p.numel() for p in model.parameters()) > 0
+
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if key not in cfg:
+            continue
+        loader = cfg[key]
+        assert _get(DATA_SAMPLERS, loader.sampler.type) is not None, \
+            f'{rel}: {key}.sampler.type {loader.sampler.type!r}'
+        dataset = DATASETS.build(_lazy(loader.dataset, tmp_path))
+        want = [len(p) for p in _pipelines_of(loader.dataset)]
+        got = [len(p.transforms) for p in _built_pipelines(dataset)]
+        assert got == want, f'{rel}: {key} pipelines'
+
+    # stand-alone pipelines (e.g. a _base_ dataset's train / TTA pipeline)
+    for key, value in cfg.items():
+        if key.endswith('pipeline') and _is_pipeline(value):
+            for t in value:
+                TRANSFORMS.build(copy.deepcopy(t))
+
+    for key in ('val_evaluator', 'test_evaluator'):
+        for metric in _as_list(cfg.get(key, [])):
+            METRICS.build(copy.deepcopy(metric))
+
+    for key in ('train_cfg', 'val_cfg', 'test_cfg'):
+        loop = cfg.get(key)
+        if isinstance(loop, dict) and 'type' in loop:
+            assert _get(LOOPS, loop.type) is not None, f'{rel}: {key}'
+    hooks = list(cfg.get('default_hooks', {}).values()) + list(
+        cfg.get('custom_hooks', []))
+    for hook in hooks:
+        assert _get(HOOKS, hook.type) is not None, f'{rel}: hook {hook.type}'
+    if 'optim_wrapper' in cfg:
+        assert _get(OPTIM_WRAPPERS, cfg.optim_wrapper.type) is not None
+    for sched in _as_list(cfg.get('param_scheduler', [])):
+        assert _get(PARAM_SCHEDULERS, sched.type) is not None, sched.type
+    if 'visualizer' in cfg:
+        assert _get(VISUALIZERS, cfg.visualizer.type) is not None
+    if not rel.startswith('_base_/'):
+        assert 'model' in cfg and 'train_dataloader' in cfg, rel
+        assert cfg.custom_imports.imports == ['s5_mm']
