@@ -9,8 +9,8 @@ band_std = [15.76, 17.56, 25.05, 13.81, 25.32, 23.34]
 train_pipeline = [
     dict(type='LoadGeoImageFromFile', expected_bands=6),
     dict(type='LoadGeoAnnotations', label_offset=-1),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='RandomFlip', prob=0.5, direction='vertical'),
+    dict(type='GeoRandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='GeoRandomFlip', prob=0.5, direction='vertical'),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
@@ -23,8 +23,8 @@ tta_pipeline = [
     dict(
         type='TestTimeAug',
         transforms=[[
-            dict(type='RandomFlip', prob=0., direction='horizontal'),
-            dict(type='RandomFlip', prob=1., direction='horizontal')
+            dict(type='GeoRandomFlip', prob=0., direction='horizontal'),
+            dict(type='GeoRandomFlip', prob=1., direction='horizontal')
         ], [dict(type='LoadGeoAnnotations', label_offset=-1)],
                     [dict(type='PackSegInputs')]])
 ]

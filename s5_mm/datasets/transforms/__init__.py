@@ -1,1 +1,1 @@
-from . import geo_loading, semi_transforms  # noqa: F401
+from . import geo_loading, geometric, semi_transforms  # noqa: F401
