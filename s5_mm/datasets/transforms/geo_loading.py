@@ -44,9 +44,9 @@ class LoadGeoImageFromFile(BaseTransform):
     shifted to ``geo_window``), ``nodata`` (per band, None where undefined).
 
     Where ``valid_mask`` is False, ``LoadGeoAnnotations`` ignores the labels
-    and ``AddPaddingMask`` the pixels of unlabelled images. Geometric transforms after this loader must keep
-    ``geo_transform`` right: use those of
-    :mod:`s5_mm.datasets.transforms.geometric` (``GeoRandomCrop``,
+    and ``AddPaddingMask`` the pixels of unlabelled images. Geometric
+    transforms after this loader must keep ``geo_transform`` right: use
+    those of :mod:`s5_mm.datasets.transforms.geometric` (``GeoRandomCrop``,
     ``GeoRandomFlip``, ``RandomRescale``, ``RandomRot90``, ``CropWindow``),
     not MMSeg's ``RandomCrop`` / ``RandomFlip``.
 
