@@ -6,7 +6,7 @@
 
 Writes synthetic 4-band uint16 GeoTIFF scenes (tiled, deflate, a nodata
 border; written block by block, never whole) and runs
-``s5_mm.geo.infer_scene`` with a tiny UNet+FCN segmentor on each, one fresh
+``s5_mm.apis.infer_scene`` with a tiny UNet+FCN segmentor on each, one fresh
 subprocess per scene so peak RSS (``ru_maxrss``) is per scene. It also times
 the model alone on random windows of the same size: end-to-end windows/s
 close to that means the model, not I/O, limits throughput.
@@ -104,7 +104,7 @@ def rss_mb():
 def child(args):
     import torch
 
-    from s5_mm.geo.inference import infer_scene, window_logits
+    from s5_mm.apis.inference import infer_scene, window_logits
     dtype = getattr(torch, DTYPES[args.dtype]) if DTYPES[args.dtype] else None
     model = tiny_model(args.bands, args.classes, args.device)
     sync = torch.cuda.synchronize if args.device.startswith('cuda') else (

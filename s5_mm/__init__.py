@@ -6,7 +6,7 @@ and MMDet registries, so configs only need
 ``custom_imports=dict(imports=['s5_mm'], allow_failed_imports=False)``.
 """
 from .version import __version__
-from . import (datasets, engine, evaluation, geo, models,  # noqa: F401,E402
-               visualization)
+from . import (apis, datasets, engine, evaluation, geo,  # noqa: F401,E402
+               models, visualization)
 
 __all__ = ['__version__']

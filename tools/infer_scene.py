@@ -74,7 +74,7 @@ def main(argv=None):
     from mmseg.apis import init_model
 
     import s5_mm  # noqa: F401  (registers s5_mm modules)
-    from s5_mm.geo.inference import infer_scene
+    from s5_mm.apis.inference import infer_scene
 
     cfg = Config.fromfile(args.config)
     if args.cfg_options:

@@ -8,16 +8,14 @@ Layouts read:
   ``data_root``), as S5's own lists.
 - S5 crops: with ``quadrants=True`` every listed 1024 x 1024 patch gives its
   four 512 x 512 quadrants; the pipeline must crop them with ``CropWindow``
-  right after loading.
+  (``s5_mm/datasets/transforms/geometric.py``) right after loading.
 """
 import os.path as osp
-from typing import List, Optional, Sequence
+from typing import List
 
-import numpy as np
-from mmcv.transforms import BaseTransform
 from mmseg.datasets import iSAIDDataset
 
-from s5_mm.registry import DATASETS, TRANSFORMS
+from s5_mm.registry import DATASETS
 
 
 @DATASETS.register_module()
@@ -100,43 +98,3 @@ class S5iSAIDDataset(iSAIDDataset):
                         reduce_zero_label=self.reduce_zero_label,
                         seg_fields=[]))
         return data_list
-
-
-@TRANSFORMS.register_module()
-class CropWindow(BaseTransform):
-    """Crop image and seg maps to ``results['crop_window']`` (x0, y0, x1, y1).
-
-    Samples without a window pass unchanged. A window outside the image is an
-    error naming the file (e.g. a patch smaller than the dataset's
-    ``patch_size``).
-    """
-
-    def __init__(self, key: str = 'crop_window'):
-        self.key = key
-
-    def transform(self, results: dict) -> dict:
-        win: Optional[Sequence[int]] = results.get(self.key)
-        if win is None:
-            return results
-        x0, y0, x1, y1 = (int(v) for v in win)
-        h, w = results['img'].shape[:2]
-        if x1 > w or y1 > h:
-            raise ValueError(f'crop window {tuple(win)} exceeds image '
-                             f'{results.get("img_path")} of size {(h, w)}')
-        results['img'] = np.ascontiguousarray(results['img'][y0:y1, x0:x1])
-        keys = set(results.get('seg_fields', []))
-        if results.get('gt_seg_map') is not None:
-            keys.add('gt_seg_map')
-        for key in keys:
-            seg = results[key]
-            if seg.shape[:2] != (h, w):
-                raise ValueError(
-                    f'{key} of {results.get("seg_map_path")} is '
-                    f'{seg.shape[:2]}, its image is {(h, w)}')
-            results[key] = np.ascontiguousarray(seg[y0:y1, x0:x1])
-        results['img_shape'] = results['img'].shape[:2]
-        results['ori_shape'] = results['img'].shape[:2]
-        return results
-
-    def __repr__(self):
-        return f'{type(self).__name__}(key={self.key!r})'

@@ -1,3 +1,3 @@
-from .geo_vis_hook import GeoSegVisualizationHook, to_display_rgb
+from .display import to_display_rgb
 
-__all__ = ['GeoSegVisualizationHook', 'to_display_rgb']
+__all__ = ['to_display_rgb']

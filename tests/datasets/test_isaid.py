@@ -5,7 +5,7 @@ import pytest
 from mmengine.registry import init_default_scope
 
 import s5_mm  # noqa: F401
-from s5_mm.datasets.isaid import CropWindow, S5iSAIDDataset
+from s5_mm.datasets.isaid import S5iSAIDDataset
 
 init_default_scope('mmseg')
 LOAD = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]
@@ -93,8 +93,3 @@ def test_missing_inputs_are_named(tmp_path):
                        data_prefix=dict(img_path='nope', seg_map_path='n'))
     with pytest.raises(FileNotFoundError, match='split.txt'):
         S5iSAIDDataset(data_root=str(tmp_path), ann_file='split.txt')
-
-
-def test_cropwindow_passthrough_without_window():
-    res = CropWindow()(dict(img=np.zeros((5, 5, 3))))
-    assert res['img'].shape == (5, 5, 3)

@@ -7,8 +7,8 @@ crop_size = (32, 32)
 train_pipeline = [
     dict(type='LoadGeoImageFromFile', expected_bands=6),
     dict(type='LoadGeoAnnotations', label_offset=-1),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='RandomFlip', prob=0.5, direction='vertical'),
+    dict(type='GeoRandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='GeoRandomFlip', prob=0.5, direction='vertical'),
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
@@ -21,8 +21,8 @@ tta_pipeline = [
     dict(
         type='TestTimeAug',
         transforms=[[
-            dict(type='RandomFlip', prob=0., direction='horizontal'),
-            dict(type='RandomFlip', prob=1., direction='horizontal')
+            dict(type='GeoRandomFlip', prob=0., direction='horizontal'),
+            dict(type='GeoRandomFlip', prob=1., direction='horizontal')
         ], [dict(type='LoadGeoAnnotations', label_offset=-1)],
                     [dict(type='PackSegInputs')]])
 ]

@@ -1,2 +1,1 @@
-from . import geo_loading, semi_transforms  # noqa: F401
-from . import label_check  # noqa: F401
+from . import geo_loading, geometric, label_check, semi_transforms  # noqa: F401

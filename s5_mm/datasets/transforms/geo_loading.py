@@ -38,25 +38,43 @@ class LoadGeoImageFromFile(BaseTransform):
     Required keys: ``img_path`` (a path, or a list of one file per band).
     Added keys: ``img`` (HxWxC, float32 unless ``to_float32=False``, nodata
     pixels set to 0), ``img_shape``, ``ori_shape``, ``valid_mask`` (HxW bool,
-    False where any band is nodata), ``geo_crs`` (WKT, None if untagged),
+    see ``valid_mask`` below), ``geo_crs`` (WKT, None if untagged),
     ``geo_transform`` (affine coefficients ``(a, b, c, d, e, f)`` as in
     ``tuple(rasterio_transform)[:6]``; ``Affine(*t)`` rebuilds it; already
     shifted to ``geo_window``), ``nodata`` (per band, None where undefined).
+
+    Where ``valid_mask`` is False, ``LoadGeoAnnotations`` ignores the labels
+    and ``AddPaddingMask`` the pixels of unlabelled images. Geometric
+    transforms after this loader must keep ``geo_transform`` right: use
+    those of :mod:`s5_mm.datasets.transforms.geometric` (``GeoRandomCrop``,
+    ``GeoRandomFlip``, ``RandomRescale``, ``RandomRot90``, ``CropWindow``),
+    not MMSeg's ``RandomCrop`` / ``RandomFlip``.
 
     Args:
         bands: 1-based band indexes to select/reorder (one multi-band file).
         to_float32: convert to float32; otherwise keep the bands' common dtype.
         nodata: override the files' nodata value.
         expected_bands: raise if the number of bands read differs.
+        valid_mask: ``'any'``: a pixel is invalid when any band is nodata
+            there (the default); ``'all'``: only when every band is (pixels
+            where some bands are nodata then keep their label, with 0 in
+            those bands).
     """
+
+    VALID_MASK_MODES = ('any', 'all')
 
     def __init__(self, bands: Optional[Sequence[int]] = None,
                  to_float32: bool = True, nodata: Optional[float] = None,
-                 expected_bands: Optional[int] = None):
+                 expected_bands: Optional[int] = None,
+                 valid_mask: str = 'any'):
+        if valid_mask not in self.VALID_MASK_MODES:
+            raise ValueError(f'valid_mask must be one of '
+                             f'{self.VALID_MASK_MODES}, got {valid_mask!r}')
         self.bands = list(bands) if bands is not None else None
         self.to_float32 = to_float32
         self.nodata = nodata
         self.expected_bands = expected_bands
+        self.valid_mask = valid_mask
 
     def transform(self, results: dict) -> dict:
         src = results['img_path']
@@ -80,7 +98,9 @@ class LoadGeoImageFromFile(BaseTransform):
         results['img'] = img
         results['img_shape'] = img.shape[:2]
         results['ori_shape'] = img.shape[:2]
-        results['valid_mask'] = ~invalid.any(axis=0)
+        invalid_px = (invalid.any(axis=0) if self.valid_mask == 'any' else
+                      invalid.all(axis=0))
+        results['valid_mask'] = ~invalid_px
         results['geo_crs'] = crs
         results['geo_transform'] = tuple(transform)[:6]
         results['nodata'] = nodata
@@ -89,7 +109,8 @@ class LoadGeoImageFromFile(BaseTransform):
     def __repr__(self):
         return (f'{self.__class__.__name__}(bands={self.bands}, '
                 f'to_float32={self.to_float32}, nodata={self.nodata}, '
-                f'expected_bands={self.expected_bands})')
+                f'expected_bands={self.expected_bands}, '
+                f'valid_mask={self.valid_mask!r})')
 
 
 @TRANSFORMS.register_module()

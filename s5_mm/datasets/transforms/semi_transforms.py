@@ -1,4 +1,7 @@
-"""S4P pipeline transforms: padding masks, rot90 and multi-band strong views.
+"""S4P pipeline transforms: padding masks and multi-band strong views.
+
+The geometric ones (``RandomRescale``, ``RandomRot90``) are in
+:mod:`s5_mm.datasets.transforms.geometric`.
 
 Strong photometric transforms work on any band count. Brightness, contrast
 and blur act on every band (contrast per band around its own mean, since
@@ -125,74 +128,6 @@ class AddPaddingMask(BaseTransform):
     def __repr__(self):
         return (f'{type(self).__name__}(ignore_index={self.ignore_index}, '
                 f'valid_key={self.valid_key!r})')
-
-
-def _seg_keys(results: dict) -> set:
-    """The segmentation maps a geometric transform must move too."""
-    keys = set(results.get('seg_fields', []))
-    if results.get('gt_seg_map') is not None:
-        keys.add('gt_seg_map')
-    return keys
-
-
-@TRANSFORMS.register_module()
-class RandomRescale(BaseTransform):
-    """Rescale image and seg maps by a factor ~ U(ratio_range) of their own
-    size (S5: 0.5-2.0), whatever the input size; seg maps use nearest."""
-
-    def __init__(self, ratio_range: Sequence[float] = (0.5, 2.0),
-                 interpolation: str = 'bilinear'):
-        if not 0 < ratio_range[0] <= ratio_range[1]:
-            raise ValueError(f'ratio_range must be positive, got '
-                             f'{ratio_range}')
-        self.ratio_range = tuple(ratio_range)
-        self.interpolation = interpolation
-
-    def transform(self, results: dict) -> dict:
-        import mmcv
-        r = float(np.random.uniform(*self.ratio_range))
-        h, w = results['img'].shape[:2]
-        size = (max(1, int(round(w * r))), max(1, int(round(h * r))))
-        img = results['img']
-        out = mmcv.imresize(img, size, interpolation=self.interpolation)
-        if img.ndim == 3 and out.ndim == 2:  # OpenCV drops a single band
-            out = out[..., None]
-        results['img'] = out
-        for key in _seg_keys(results):
-            results[key] = mmcv.imresize(
-                results[key], size, interpolation='nearest')
-        results['img_shape'] = out.shape[:2]
-        results['scale_factor'] = (size[0] / w, size[1] / h)
-        results['keep_ratio'] = True
-        return results
-
-    def __repr__(self):
-        return (f'{type(self).__name__}(ratio_range={self.ratio_range}, '
-                f'interpolation={self.interpolation!r})')
-
-
-@TRANSFORMS.register_module()
-class RandomRot90(BaseTransform):
-    """Rotate image and segmentation maps by k * 90 deg, k in {1, 2, 3}."""
-
-    def __init__(self, prob: float = 0.5):
-        if not 0 <= prob <= 1:
-            raise ValueError(f'prob must be in [0, 1], got {prob}')
-        self.prob = prob
-
-    def transform(self, results: dict) -> dict:
-        if np.random.rand() >= self.prob:
-            return results
-        k = int(np.random.randint(1, 4))
-        results['img'] = np.ascontiguousarray(np.rot90(results['img'], k))
-        for key in _seg_keys(results):
-            results[key] = np.ascontiguousarray(np.rot90(results[key], k))
-        results['img_shape'] = results['img'].shape[:2]
-        results['rot90_k'] = k
-        return results
-
-    def __repr__(self):
-        return f'{type(self).__name__}(prob={self.prob})'
 
 
 @TRANSFORMS.register_module()

@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.crs import CRS
+from rasterio import windows
 from rasterio.transform import Affine
+from rasterio.windows import Window
 
 from s5_mm.datasets.transforms.geo_loading import (LoadGeoAnnotations,
                                                    LoadGeoImageFromFile)
@@ -110,12 +112,66 @@ def test_pipeline_to_packed_inputs(shared_data):
     pipe = Compose([
         dict(type='LoadGeoImageFromFile', expected_bands=6),
         dict(type='LoadGeoAnnotations', label_offset=-1),
-        dict(type='RandomCrop', crop_size=(64, 64)),
+        dict(type='GeoRandomCrop', crop_size=(64, 64)),
         dict(type='PackSegInputs',
              meta_keys=('img_path', 'seg_map_path', 'ori_shape', 'img_shape',
                         'geo_crs', 'geo_transform')),
     ])
+    np.random.seed(0)
     out = pipe(dict(img_path=files, seg_map_path=strata, seg_fields=[]))
     assert tuple(out['inputs'].shape) == (6, 64, 64)
-    assert tuple(out['data_samples'].gt_sem_seg.data.shape) == (1, 64, 64)
-    assert 'geo_crs' in out['data_samples'].metainfo
+    gt = out['data_samples'].gt_sem_seg.data[0].numpy()
+    assert gt.shape == (64, 64)
+    meta = out['data_samples'].metainfo
+    assert 'geo_crs' in meta
+    # find the crop in the scene by its pixels, then check its transform
+    crop = out['inputs'].numpy().transpose(1, 2, 0)
+    full = LoadGeoImageFromFile()(dict(img_path=files))['img']
+    hits = [(y - 32, x - 32)
+            for y, x in np.argwhere((full == crop[32, 32]).all(-1))
+            if y >= 32 and x >= 32
+            and np.array_equal(full[y - 32:y + 32, x - 32:x + 32], crop)]
+    assert len(hits) == 1
+    y0, x0 = (int(v) for v in hits[0])
+    with rasterio.open(files[0]) as src:
+        expected = windows.transform(Window(x0, y0, 64, 64), src.transform)
+    assert Affine(*meta['geo_transform']) == expected
+
+
+def label_ignore_reference(files, strata):
+    """Ignored labels under each valid_mask rule, straight from rasterio."""
+    nodata = []
+    for f in files:
+        with rasterio.open(f) as src:
+            nodata.append(src.read(1) == src.nodata)
+    nodata = np.stack(nodata)
+    with rasterio.open(strata) as src:
+        lab = src.read(1)
+        lab_bad = (lab == src.nodata) | (lab - 1 < 0)
+    return dict(any=lab_bad | nodata.any(0), all=lab_bad | nodata.all(0))
+
+
+@pytest.mark.parametrize('mode', ['any', 'all'])
+def test_valid_mask_rule_sets_ignored_labels(shared_data, mode):
+    files, strata = landcover(shared_data)
+    ref = label_ignore_reference(files, strata)[mode]
+    res = LoadGeoImageFromFile(valid_mask=mode)(
+        dict(img_path=files, seg_map_path=strata))
+    res = LoadGeoAnnotations(label_offset=-1)(res)
+    ignored = res['gt_seg_map'] == 255
+    np.testing.assert_array_equal(ignored, ref)
+    # measured on this scene (264 x 489 px): 'any' takes band 70's wider
+    # border (34.76 %), 'all' only the border of bands 10-50 (13.98 %)
+    count = dict(any=44874, all=18043)[mode]
+    assert ignored.sum() == count
+    assert ignored.mean() == pytest.approx(count / (264 * 489))
+    with rasterio.open(strata) as src:
+        lab = src.read(1)
+    keep = ~ignored
+    np.testing.assert_array_equal(res['gt_seg_map'][keep],
+                                  lab[keep].astype(np.uint8) - 1)
+
+
+def test_valid_mask_rule_is_checked():
+    with pytest.raises(ValueError, match="valid_mask must be one of.*'some'"):
+        LoadGeoImageFromFile(valid_mask='some')

@@ -7,8 +7,7 @@ from mmengine.registry import init_default_scope
 import s5_mm  # noqa: F401
 from s5_mm.datasets.transforms.semi_transforms import (
     AddPaddingMask, MultiBandColorJitter, MultiBandGaussianBlur,
-    MultiBandGrayscale, RandomRescale, RandomRot90, resolve_rgb_bands,
-    rgb_to_gray, shift_hue)
+    MultiBandGrayscale, resolve_rgb_bands, rgb_to_gray, shift_hue)
 
 init_default_scope('mmseg')
 
@@ -50,39 +49,6 @@ def test_add_padding_mask_uses_valid_mask():
     with pytest.raises(ValueError, match='valid_mask of x.tif'):
         AddPaddingMask()(dict(img=np.zeros((4, 5, 3)), img_path='x.tif',
                               valid_mask=np.ones((5, 4), bool)))
-
-
-def test_random_rescale_multiband_and_labels():
-    img = np.random.rand(10, 20, 6).astype(np.float32)
-    seg = np.zeros((10, 20), np.uint8)
-    seg[:, 10:] = 3
-    res = RandomRescale(ratio_range=(2.0, 2.0))(
-        dict(img=img, gt_seg_map=seg, seg_fields=['gt_seg_map']))
-    assert res['img'].shape == (20, 40, 6)
-    assert res['img_shape'] == (20, 40)
-    assert set(np.unique(res['gt_seg_map'])) == {0, 3}
-    assert (res['gt_seg_map'][:, 20:] == 3).all()
-    one = RandomRescale(ratio_range=(0.5, 0.5))(
-        dict(img=np.ones((8, 8, 1), np.float32)))
-    assert one['img'].shape == (4, 4, 1)
-    np.random.seed(0)
-    sizes = {RandomRescale()(dict(img=np.zeros((100, 100, 3), np.uint8)))
-             ['img'].shape[0] for _ in range(40)}
-    assert min(sizes) >= 50 and max(sizes) <= 200 and len(sizes) > 10
-
-
-def test_random_rot90_rotates_image_and_labels_together():
-    img = np.arange(2 * 3 * 2).reshape(2, 3, 2).astype(np.float32)
-    seg = np.arange(6).reshape(2, 3).astype(np.uint8)
-    np.random.seed(1)
-    res = RandomRot90(prob=1.0)(
-        dict(img=img.copy(), gt_seg_map=seg.copy(),
-             seg_fields=['gt_seg_map']))
-    k = res['rot90_k']
-    assert k in (1, 2, 3)
-    assert np.array_equal(res['img'], np.rot90(img, k))
-    assert np.array_equal(res['gt_seg_map'], np.rot90(seg, k))
-    assert res['img_shape'] == res['img'].shape[:2]
 
 
 def test_color_jitter_bands():

@@ -10,7 +10,7 @@ from PIL import Image
 from rasterio.windows import Window
 
 from s5_mm.datasets.transforms.geo_loading import LoadGeoImageFromFile
-from s5_mm.geo.inference import infer_scene
+from s5_mm.apis.inference import infer_scene
 from s5_mm.geo.stats import compute_band_stats
 
 BANDS = (10, 20, 30, 40, 50, 70)

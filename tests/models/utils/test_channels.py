@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from s5_mm.geo.channels import (adapt_patch_embed_channels,
-                                adapt_state_dict_channels)
+from s5_mm.models.utils.channels import (adapt_patch_embed_channels,
+                                         adapt_state_dict_channels)
 
 
 def test_cycled_kernel_keeps_activation_scale():

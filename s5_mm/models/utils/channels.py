@@ -1,4 +1,20 @@
-"""Adapting a pretrained patch embedding (or first conv) to N bands."""
+"""Adapting a pretrained patch embedding (or first conv) to N bands.
+
+Using a 3-band (RGB) checkpoint with N bands: set the backbone's
+``in_channels=N`` and a ``MultiBandSegDataPreProcessor`` with N-entry
+``mean``/``std`` (``tools/band_stats.py``) and ``bgr_to_rgb=False``; then
+replace the first conv / patch-embedding kernel (``(embed_dim, 3, p, p)``;
+``backbone.patch_embed.proj.weight`` in S5ViT) before loading::
+
+    ckpt = torch.load(path, map_location='cpu')
+    sd = ckpt.get('state_dict', ckpt)
+    sd = adapt_state_dict_channels(sd, 'backbone.patch_embed.proj.weight', N)
+
+By default band i reuses RGB kernel ``i % 3`` scaled by 3/N (one band: their
+sum), keeping the activation scale; ``band_to_rgb=[2, 1, 0, None, ...]``
+copies the kernels of the sensor's red/green/blue bands and starts the other
+bands at zero.
+"""
 from __future__ import annotations
 
 from typing import Optional, Sequence
