@@ -1,2 +1,2 @@
-from . import isaid, landcover, landcover_prepare, unlabeled  # noqa: F401
+from . import isaid, landcover, unlabeled  # noqa: F401
 from . import transforms  # noqa: F401
