@@ -110,7 +110,7 @@ def test_train_save_test_resume(landcover_tiles, tmp_path, repo_root,
                     tiny_options(landcover_tiles, 2))
     ckpt = work / 'iter_2.pth'
     assert ckpt.is_file()
-    saved = torch.load(ckpt, map_location='cpu', weights_only=False)
+    saved = torch.load(ckpt, map_location='cpu', weights_only=True)
     assert saved['meta']['iter'] == 2
 
     metrics = test_tool.main([
@@ -144,7 +144,7 @@ def test_train_save_test_resume(landcover_tiles, tmp_path, repo_root,
     train_tool.main([CONFIG, '--work-dir', str(work), '--resume',
                      '--cfg-options'] + tiny_options(landcover_tiles, 4))
     resumed = torch.load(work / 'iter_4.pth', map_location='cpu',
-                         weights_only=False)
+                         weights_only=True)
     assert resumed['meta']['iter'] == 4
     # the optimizer continued: AdamW step count went on from 2 to 4
     state = next(iter(resumed['optimizer']['state'].values()))
@@ -168,3 +168,35 @@ def test_dist_train_two_cpu_processes(landcover_tiles, tmp_path, repo_root):
     assert 'Distributed training: True' in log
     assert "dist_cfg=dict(backend='gloo')" in log
 
+
+NOISE = ('Could not import OneDL', 'Could not safely load weights',
+         'Falling back to weights_only=False')
+
+
+def test_logs_are_clean_and_checkpoints_load_weights_only(
+        landcover_tiles, tmp_path, repo_root):
+    """A user's train + test run: no OneDL import lines, no weights_only
+    fallback when the checkpoint is loaded (save_best stores a numpy
+    float32 score in it)."""
+    work = tmp_path / 'work'
+    options = [o for o in tiny_options(landcover_tiles, 2)
+               if not o.startswith('default_hooks.checkpoint.save_best')]
+    runs = []
+    for cmd in (['tools/train.py', CONFIG, '--work-dir', str(work)],
+                ['tools/test.py', CONFIG, str(work / 'best_mIoU_iter_2.pth'),
+                 '--work-dir', str(tmp_path / 'test')]):
+        proc = subprocess.run([sys.executable] + cmd + ['--cfg-options'] +
+                              options, cwd=repo_root, capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs.append(proc.stdout + proc.stderr)
+    logs = sorted(tmp_path.rglob('*.log'))
+    assert len(logs) == 2
+    assert 'Loads checkpoint by local backend' in runs[1]
+    for text in runs + [p.read_text() for p in logs]:
+        for noise in NOISE:
+            assert noise not in text
+    ckpt = torch.load(work / 'best_mIoU_iter_2.pth', map_location='cpu',
+                      weights_only=True)
+    assert isinstance(ckpt['message_hub']['runtime_info']['best_score'],
+                      np.float32)
