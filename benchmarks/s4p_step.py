@@ -24,7 +24,6 @@ per model and the speed-up (baseline time / ours).
 import argparse
 import copy
 import random
-import sys
 import time
 from pathlib import Path
 
@@ -32,7 +31,6 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 NUM_CLASSES = 16
 

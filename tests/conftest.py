@@ -1,13 +1,10 @@
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
-# tools/ is not a package; tests import its scripts as modules.
-sys.path.insert(0, str(REPO_ROOT / 'tools'))
 
 
 @pytest.fixture(scope='session')

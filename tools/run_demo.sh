@@ -14,10 +14,8 @@ CKPT="$WORK/$(cat "$WORK/last_checkpoint" | xargs basename)"
 "$PY" tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK/test" \
     --show-dir "$WORK/test/vis"
 # the six band files, comma-separated: one scene stacked on the fly
-SCENE=$("$PY" -c "
-from s5_mm.datasets.landcover_prepare import find_landcover_source as f
-from s5_mm.datasets.landcover import LANDCOVER_BANDS as b
-print(','.join(str(f() / x) for x in b))" | tail -n 1)
+SCENE=$("$PY" tools/dataset_converters/prepare_landcover.py --print-bands |
+    tail -n 1)
 "$PY" tools/infer_scene.py "$CONFIG" "$CKPT" "$SCENE" --out "$WORK/scene" \
     --tile-size 32 --stride 16 --quicklook
 echo

@@ -23,12 +23,13 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
+# tools/ is this script's folder, so on sys.path
+from dataset_converters.prepare_landcover import prepare_landcover
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 S4P_CFG = REPO / 'configs/demo/s4p_vit-tiny_landcover.py'
 SUP_CFG = REPO / 'configs/demo/s4p-supervised_vit-tiny_landcover.py'
@@ -257,7 +258,6 @@ def parse_options(pairs):
 def main(argv=None):
     args = parse_args(argv)
     import s5_mm  # noqa: F401
-    from s5_mm.datasets.landcover_prepare import prepare_landcover
     data_root = Path(args.data_root).resolve()
     prepare_landcover(data_root, src=args.src, fetch=not args.no_fetch)
     split = make_splits(data_root, args.regime, args.labelled_every,

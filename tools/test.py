@@ -10,12 +10,10 @@ folder; detection configs dump the raw results to the PATH pickle.
 import argparse
 import os
 import os.path as osp
-import sys
 
 from mmengine.config import Config, ConfigDict, DictAction
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _scope import build_runner, prepare_scope  # noqa: E402
+from s5_mm.utils import build_runner, prepare_scope
 
 
 def parse_args(argv=None):

@@ -7,13 +7,11 @@ import argparse
 import logging
 import os
 import os.path as osp
-import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from _scope import build_runner, prepare_scope  # noqa: E402
+from s5_mm.utils import build_runner, prepare_scope
 
 
 def parse_args(argv=None):

@@ -1,3 +1,3 @@
-from . import isaid, landcover, landcover_prepare, unlabeled  # noqa: F401
+from . import isaid, landcover, unlabeled  # noqa: F401
 from . import transforms  # noqa: F401
 from . import isprs, loveda, openearthmap, seg_lists  # noqa: F401

@@ -3,6 +3,7 @@ import pytest
 import rasterio
 
 from s5_mm.geo.stats import compute_band_stats
+from s5_mm.testing import load_tool
 
 
 def _bands(shared_data):
@@ -24,7 +25,7 @@ def test_stats_skip_nodata(shared_data):
 
 
 def test_stats_over_scenes_and_cli(shared_data, capsys):
-    import band_stats
+    band_stats = load_tool('band_stats.py')
     rgb = str(shared_data / 'geotiff' / 'OSBS_029.tif')
     mean, std, _ = band_stats.main([rgb, rgb, '--bands', '3', '1'])
     with rasterio.open(rgb) as src:

@@ -6,6 +6,7 @@ import rasterio
 from rasterio.windows import Window
 
 from s5_mm.geo.tiling import format_coord, tile_raster
+from s5_mm.testing import load_tool
 
 BANDS = (10, 20, 30, 40, 50, 70)
 
@@ -90,7 +91,7 @@ def test_explicit_windows_written_without_skipping(tmp_path):
 
 
 def test_tile_scene_tool(shared_data, tmp_path):
-    import tile_scene
+    tile_scene = load_tool('tile_scene.py')
     d = shared_data / 'landcover_nc'
     scene = ','.join(str(d / f'lsat7_2000_{b}.tif') for b in BANDS)
     tiles = tile_scene.main([scene, '--out', str(tmp_path), '--tile-size',

@@ -5,6 +5,8 @@ import rasterio
 import torch
 from mmengine.config import Config
 
+from s5_mm.testing import load_tool
+
 BANDS = (10, 20, 30, 40, 50, 70)
 
 
@@ -50,7 +52,7 @@ def make_checkpoint(cfg, path, num_classes):
 
 @pytest.mark.parametrize('case', ['rgb_bands', 'landcover'])
 def test_infer_scene_tool(shared_data, tmp_path, case):
-    import infer_scene
+    infer_scene = load_tool('infer_scene.py')
     if case == 'rgb_bands':
         cfg = tiny_config(2, 3, bands=[3, 1])
         scenes = [str(shared_data / 'geotiff' / 'OSBS_029.tif'),
@@ -87,7 +89,7 @@ def test_infer_scene_tool(shared_data, tmp_path, case):
 
 
 def test_geo_loading_args_from_config():
-    import infer_scene
+    infer_scene = load_tool('infer_scene.py')
     cfg = Config(tiny_config(2, 3, bands=[3, 1]))
     assert infer_scene.geo_loading_args(cfg) == dict(bands=[3, 1], nodata=None)
     cfg = Config(dict(test_dataloader=dict(dataset=dict(pipeline=[

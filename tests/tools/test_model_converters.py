@@ -9,9 +9,12 @@ from mmseg.models.backbones import VisionTransformer
 import s5_mm  # noqa: F401
 import s5_mm.models.segmentors.multi_head  # noqa: F401  (registers it)
 from s5_mm.models.backbones import S5ViT
-from s5_mm.models.utils import (compare_keys, convert_mae, convert_s5_official,
-                                load_checkpoint_state)
+from s5_mm.models.utils import compare_keys, convert_mae, convert_s5_official
 from s5_mm.registry import MODELS
+from s5_mm.testing import load_tool
+
+load_checkpoint_state = load_tool(
+    'model_converters/_common.py').load_checkpoint_state
 
 ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, out_indices=(0, 1))
 
@@ -198,7 +201,7 @@ def test_mae_conversion():
 
 
 def test_mae_cli_and_config_check(tmp_path, capsys):
-    from model_converters import mae2s5mm
+    mae2s5mm = load_tool('model_converters/mae2s5mm.py')
     src = randomize(S5ViT(arch=ARCH, img_size=32, patch_size=4), seed=3)
     path = tmp_path / 'mae.pth'
     torch.save({'model': mae_state(src), 'epoch': 1599}, path)
@@ -228,7 +231,7 @@ def test_mae_cli_and_config_check(tmp_path, capsys):
 
 
 def test_s5official_cli(tmp_path, capsys):
-    from model_converters import s5official2s5mm
+    s5official2s5mm = load_tool('model_converters/s5official2s5mm.py')
     src_model = randomize(mdf_model(), seed=4)
     suffix = dict(vaihingen=('semsegdecoder', 'vaihingen'),
                   openearthmap=('semsegdecoder_OpenEarthMap', 'OpenEarthMap'))

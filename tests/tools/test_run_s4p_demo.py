@@ -1,20 +1,25 @@
 """tools/run_s4p_demo.py: label splits and a 2-step run of both configs."""
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from s5_mm.testing import load_tool
+
 
 @pytest.fixture(scope='module')
 def tiles(tmp_path_factory, shared_data):
-    from s5_mm.datasets.landcover_prepare import prepare_landcover
+    prepare = load_tool('dataset_converters/prepare_landcover.py')
     out = tmp_path_factory.mktemp('landcover_s4p')
-    prepare_landcover(out, src=shared_data / 'landcover_nc', fetch=False)
+    prepare.prepare_landcover(out, src=shared_data / 'landcover_nc',
+                              fetch=False)
     return out
 
 
 def test_tile_split(tiles):
-    import run_s4p_demo as demo
+    demo = load_tool('run_s4p_demo.py')
     s = demo.make_splits(tiles, 'tiles', every=10, fraction=0.01)
     lab = (tiles / 'splits/tiles/labelled.txt').read_text().split()
     unl = (tiles / 'splits/tiles/unlabelled.txt').read_text().split()
@@ -28,7 +33,7 @@ def test_tile_split(tiles):
 def test_sparse_split_keeps_a_fraction_of_pixels(tiles):
     import rasterio
 
-    import run_s4p_demo as demo
+    demo = load_tool('run_s4p_demo.py')
     s = demo.make_splits(tiles, 'sparse', every=10, fraction=0.05)
     assert s['labelled_tiles'] == s['unlabelled_tiles'] == s['train_tiles']
     dense = kept = 0
@@ -45,18 +50,22 @@ def test_sparse_split_keeps_a_fraction_of_pixels(tiles):
     assert 0.03 < kept / dense < 0.07
 
 
-def test_two_step_demo_writes_table(tiles, tmp_path):
-    import run_s4p_demo as demo
-    summary = demo.main([
-        '--data-root', str(tiles), '--work-dir', str(tmp_path), '--iters',
-        '2', '--seeds', '0', '--no-fetch', '--cfg-options',
+def test_two_step_demo_writes_table(tiles, tmp_path, repo_root):
+    # as a user runs it: its runs go to spawned worker processes, which
+    # import the script as __main__
+    proc = subprocess.run([
+        sys.executable, 'tools/run_s4p_demo.py', '--data-root',
+        str(tiles), '--work-dir', str(tmp_path), '--iters', '2', '--seeds',
+        '0', '--no-fetch', '--cfg-options',
         'model.semi_train_cfg.unsup_start_iter=0',
         'model.semi_train_cfg.conf_thresh=0.0'
-    ])
+    ], cwd=repo_root, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads((tmp_path / 'results.json').read_text())
+    summary = res['summary']
     assert set(summary) == {'supervised', 's4p'}
     for v in summary.values():
         assert 0 <= v['mean'] <= 100
-    res = json.loads((tmp_path / 'results.json').read_text())
     assert {r['method'] for r in res['results']} == {'supervised', 's4p'}
     s4p = [r for r in res['results'] if r['method'] == 's4p'][0]
     assert s4p['pseudo_label_shares'] is not None

@@ -5,17 +5,23 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import rasterio
 import torch
+from PIL import Image
+
+from s5_mm.testing import load_tool
 
 CONFIG = 'configs/demo/upernet_vit-tiny_landcover.py'
 
 
 @pytest.fixture(scope='module')
 def landcover_tiles(tmp_path_factory, shared_data):
-    from s5_mm.datasets.landcover_prepare import prepare_landcover
+    prepare = load_tool('dataset_converters/prepare_landcover.py')
     out = tmp_path_factory.mktemp('landcover')
-    prepare_landcover(out, src=shared_data / 'landcover_nc', fetch=False)
+    prepare.prepare_landcover(out, src=shared_data / 'landcover_nc',
+                              fetch=False)
     return out
 
 
@@ -32,23 +38,89 @@ def tiny_options(data_root, iters):
     ]
 
 
-def test_train_save_test_resume(landcover_tiles, tmp_path, repo_root):
-    import train as train_tool
-    import test as test_tool
+def read_val_tiles(data_root):
+    """Normalised val tiles and their labels, read with rasterio alone:
+    nodata pixels of any band are 0 before normalisation and ignored (255)
+    in the labels; labels 1..7 on disk are classes 0..6."""
+    from mmengine.config import Config
+    pre = Config.fromfile(CONFIG).model.data_preprocessor
+    mean = np.array(pre.mean, np.float32)[:, None, None]
+    std = np.array(pre.std, np.float32)[:, None, None]
+    images, labels = [], []
+    for img in sorted((data_root / 'img_dir' / 'val').glob('*.tif')):
+        with rasterio.open(img) as src:
+            bands = src.read(masked=True)
+        with rasterio.open(data_root / 'ann_dir' / 'val' / img.name) as src:
+            raw = src.read(1, masked=True)
+        mask = np.ma.getmaskarray(bands)
+        x = np.where(mask, 0, bands.data).astype(np.float32)
+        images.append((x - mean) / std)
+        y = raw.data.astype(np.int64) - 1
+        ignore = np.ma.getmaskarray(raw) | (y < 0) | mask.any(0)
+        labels.append(np.where(ignore, 255, y))
+    return torch.from_numpy(np.stack(images)), np.stack(labels)
+
+
+def predict_from_checkpoint(ckpt, images, flip_tta=False):
+    """Class maps of ``images`` from the checkpoint's weights, without the
+    runner: the config's model, eval mode, argmax of the logits (with flip
+    TTA: of the mean softmax of the plain and the flipped-back view)."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    import s5_mm  # noqa: F401
+    init_default_scope('mmseg')
+    model = MODELS.build(Config.fromfile(CONFIG).model)
+    state = torch.load(ckpt, map_location='cpu', weights_only=True)
+    model.load_state_dict(state['state_dict'])
+    model.eval()
+    h, w = images.shape[-2:]
+    metas = [dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w))
+             ] * len(images)
+    with torch.no_grad():
+        probs = model.encode_decode(images, metas).softmax(1)
+        if flip_tta:
+            flipped = model.encode_decode(images.flip(-1), metas)
+            probs = (probs + flipped.softmax(1).flip(-1)) / 2
+    return probs.argmax(1).numpy()
+
+
+def miou(pred, label, num_classes=7):
+    """Mean IoU (%) from the confusion matrix over all pixels, classes
+    absent from both prediction and labels left out (as MMSeg's IoUMetric
+    does)."""
+    valid = label != 255
+    cm = np.bincount(num_classes * label[valid] + pred[valid],
+                     minlength=num_classes**2).reshape(num_classes,
+                                                       num_classes)
+    inter = np.diag(cm).astype(np.float64)
+    union = cm.sum(0) + cm.sum(1) - inter
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return float(np.nanmean(inter / union) * 100)
+
+
+def test_train_save_test_resume(landcover_tiles, tmp_path, repo_root,
+                                monkeypatch):
+    train_tool = load_tool('train.py')
+    test_tool = load_tool('test.py')
     work = tmp_path / 'work'
-    os.chdir(repo_root)
+    monkeypatch.chdir(repo_root)
     train_tool.main([CONFIG, '--work-dir', str(work), '--cfg-options'] +
                     tiny_options(landcover_tiles, 2))
     ckpt = work / 'iter_2.pth'
     assert ckpt.is_file()
-    saved = torch.load(ckpt, map_location='cpu', weights_only=False)
+    saved = torch.load(ckpt, map_location='cpu', weights_only=True)
     assert saved['meta']['iter'] == 2
 
     metrics = test_tool.main([
         CONFIG, str(ckpt), '--work-dir', str(tmp_path / 'test'),
         '--show-dir', str(tmp_path / 'vis'), '--cfg-options'
     ] + tiny_options(landcover_tiles, 2))
-    assert 0.0 <= metrics['mIoU'] <= 100.0
+    images, labels = read_val_tiles(landcover_tiles)
+    pred = predict_from_checkpoint(ckpt, images)
+    # the metric rounds to 2 decimals
+    assert metrics['mIoU'] == pytest.approx(miou(pred, labels), abs=0.006)
     pictures = list((tmp_path / 'vis').rglob('*.png'))
     assert pictures, 'no prediction pictures written by --show-dir'
 
@@ -58,15 +130,21 @@ def test_train_save_test_resume(landcover_tiles, tmp_path, repo_root):
         CONFIG, str(ckpt), '--tta', '--out', str(out_dir), '--work-dir',
         str(tmp_path / 'tta'), '--cfg-options'
     ] + tiny_options(landcover_tiles, 2))
-    assert 0.0 <= tta_metrics['mIoU'] <= 100.0
-    n_val = len(list((landcover_tiles / 'img_dir' / 'val').glob('*.tif')))
-    assert len(list(out_dir.glob('*.png'))) == n_val
+    tta_pred = predict_from_checkpoint(ckpt, images, flip_tta=True)
+    assert tta_metrics['mIoU'] == pytest.approx(miou(tta_pred, labels),
+                                                abs=0.006)
+    names = sorted(p.stem for p in
+                   (landcover_tiles / 'img_dir' / 'val').glob('*.tif'))
+    assert sorted(p.stem for p in out_dir.glob('*.png')) == names
+    written = np.stack(
+        [np.array(Image.open(out_dir / f'{n}.png')) for n in names])
+    np.testing.assert_array_equal(written, tta_pred)
 
     # --resume without a path picks the latest checkpoint of the work dir
     train_tool.main([CONFIG, '--work-dir', str(work), '--resume',
                      '--cfg-options'] + tiny_options(landcover_tiles, 4))
     resumed = torch.load(work / 'iter_4.pth', map_location='cpu',
-                         weights_only=False)
+                         weights_only=True)
     assert resumed['meta']['iter'] == 4
     # the optimizer continued: AdamW step count went on from 2 to 4
     state = next(iter(resumed['optimizer']['state'].values()))
@@ -89,3 +167,36 @@ def test_dist_train_two_cpu_processes(landcover_tiles, tmp_path, repo_root):
     log = next(work.rglob('*.log')).read_text()
     assert 'Distributed training: True' in log
     assert "dist_cfg=dict(backend='gloo')" in log
+
+
+NOISE = ('Could not import OneDL', 'Could not safely load weights',
+         'Falling back to weights_only=False')
+
+
+def test_logs_are_clean_and_checkpoints_load_weights_only(
+        landcover_tiles, tmp_path, repo_root):
+    """A user's train + test run: no OneDL import lines, no weights_only
+    fallback when the checkpoint is loaded (save_best stores a numpy
+    float32 score in it)."""
+    work = tmp_path / 'work'
+    options = [o for o in tiny_options(landcover_tiles, 2)
+               if not o.startswith('default_hooks.checkpoint.save_best')]
+    runs = []
+    for cmd in (['tools/train.py', CONFIG, '--work-dir', str(work)],
+                ['tools/test.py', CONFIG, str(work / 'best_mIoU_iter_2.pth'),
+                 '--work-dir', str(tmp_path / 'test')]):
+        proc = subprocess.run([sys.executable] + cmd + ['--cfg-options'] +
+                              options, cwd=repo_root, capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs.append(proc.stdout + proc.stderr)
+    logs = sorted(tmp_path.rglob('*.log'))
+    assert len(logs) == 2
+    assert 'Loads checkpoint by local backend' in runs[1]
+    for text in runs + [p.read_text() for p in logs]:
+        for noise in NOISE:
+            assert noise not in text
+    ckpt = torch.load(work / 'best_mIoU_iter_2.pth', map_location='cpu',
+                      weights_only=True)
+    assert isinstance(ckpt['message_hub']['runtime_info']['best_score'],
+                      np.float32)

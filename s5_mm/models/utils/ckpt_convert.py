@@ -13,19 +13,17 @@ Two sources (the CLIs are ``tools/model_converters/mae2s5mm.py`` and
 
 Every source key ends in the output, in ``dropped`` (not needed by design,
 with the reason) or in ``unknown`` (no mapping): nothing is lost silently.
+Only key mapping lives here; reading files, printing and checking against a
+config are the CLIs' (``tools/model_converters/_common.py``).
 """
-import argparse
-import math
 import re
-import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from .pos_embed import adapt_pos_embed, strip_cls_slot
 
 
 @dataclass
@@ -64,28 +62,13 @@ def compare_keys(
     return missing, unexpected, mismatched
 
 
-def load_checkpoint_state(path: str,
-                          unsafe: bool = False) -> Dict[str, Tensor]:
-    """Read a checkpoint file and return its flat tensor dict (unwrapping
-    ``state_dict`` / ``model`` / ``module`` and a ``module.`` prefix).
-
-    Files are read with ``weights_only=True`` (argparse Namespaces allowed,
-    as in MAE checkpoints); ``unsafe=True`` allows arbitrary pickles.
-    """
-    try:
-        if unsafe:
-            ckpt = torch.load(path, map_location='cpu', weights_only=False)
-        else:
-            with torch.serialization.safe_globals([argparse.Namespace]):
-                ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f'checkpoint not found: {path}') from None
-    except Exception as e:  # pickle / format errors
-        raise RuntimeError(
-            f'cannot read checkpoint {path}: {e}\n(if the file is trusted and '
-            'holds other Python objects, retry with --unsafe-pickle)') from e
+def unwrap_state_dict(ckpt: Mapping, source: str = 'checkpoint'
+                      ) -> 'OrderedDict[str, Tensor]':
+    """The flat tensor dict of a loaded checkpoint: unwraps ``state_dict`` /
+    ``model`` / ``module`` and strips a ``module.`` prefix; ``source`` (the
+    file) names the checkpoint in errors."""
     if not isinstance(ckpt, Mapping):
-        raise TypeError(f'{path}: expected a dict checkpoint, got '
+        raise TypeError(f'{source}: expected a dict checkpoint, got '
                         f'{type(ckpt).__name__}')
     for key in ('state_dict', 'model', 'module'):
         if key in ckpt and isinstance(ckpt[key], Mapping):
@@ -97,36 +80,8 @@ def load_checkpoint_state(path: str,
             continue
         state[k[len('module.'):] if k.startswith('module.') else k] = v
     if not state:
-        raise ValueError(f'{path}: no tensors found in the checkpoint')
+        raise ValueError(f'{source}: no tensors found in the checkpoint')
     return state
-
-
-def strip_cls_slot(pos_embed: Tensor, name: str = 'pos_embed') -> Tensor:
-    """(1, [1 +] s*s, C) -> (1, s*s, C): drop a leading class-token slot."""
-    if pos_embed.ndim == 2:
-        pos_embed = pos_embed.unsqueeze(0)
-    length = pos_embed.shape[1]
-    if _is_square(length):
-        return pos_embed
-    if _is_square(length - 1):
-        return pos_embed[:, 1:]
-    raise ValueError(f'{name}: {length} tokens is neither a square grid nor '
-                     'a square grid plus a class token')
-
-
-def resize_grid(pos_embed: Tensor, grid: Sequence[int]) -> Tensor:
-    """Bicubic resize of a square (1, s*s, C) embedding to ``grid``."""
-    side = math.isqrt(pos_embed.shape[1])
-    if (side, side) == tuple(grid):
-        return pos_embed
-    C = pos_embed.shape[-1]
-    x = pos_embed.reshape(1, side, side, C).permute(0, 3, 1, 2).float()
-    x = F.interpolate(x, size=tuple(grid), mode='bicubic', align_corners=False)
-    return x.flatten(2).transpose(1, 2).to(pos_embed.dtype)
-
-
-def _is_square(n: int) -> bool:
-    return n > 0 and math.isqrt(n)**2 == n
 
 
 # --------------------------------------------------------------------- MAE
@@ -165,9 +120,8 @@ def convert_mae(state_dict: Mapping[str, Tensor],
                    'cls_token'):
             new = key
         elif key == 'pos_embed':
-            value = strip_cls_slot(value, key)
-            if grid_size is not None:
-                value = resize_grid(value, grid_size)
+            value = (strip_cls_slot(value, key) if grid_size is None else
+                     adapt_pos_embed(value, grid_size, key))
             new = key
         elif _MAE_BLOCK.match(key):
             new = key
@@ -196,6 +150,13 @@ _S5_EXPERT = re.compile(r'^ffn\.experts\.(\d+)\.(?:\d+\.)?(weight|bias)$')
 _S5_FPN = re.compile(r'^(fpn[1-4])\.(\d+)\.(?:ln\.)?(.+)$')
 _S5_DECODER = re.compile(r'^semsegdecoder(?:_(\w+?))?\.decode_head\.(.+)$')
 _S5_HEAD = re.compile(r'^semseghead(?:_(\w+?))?\.(\d+)\.(weight|bias)$')
+_S5_ENCODER_KEYS = {
+    'patch_embed.projection.weight': 'backbone.patch_embed.proj.weight',
+    'patch_embed.projection.bias': 'backbone.patch_embed.proj.bias',
+    'cls_token': 'backbone.cls_token',
+    'pos_embed': 'backbone.pos_embed',
+}
+_S5_ENCODER_DROP = re.compile(r'^ln1\.(weight|bias)$')
 
 
 def convert_s5_official(
@@ -268,10 +229,16 @@ def convert_s5_official(
         new = None
         if enc is not None and key.startswith(enc) and not _S5_DECODER.match(
                 key) and not _S5_HEAD.match(key):
-            new = _map_encoder_key(key[len(enc):], value, moe_blocks,
-                                   expert_perm, out, key)
-            if isinstance(new, tuple):
-                new, value = new
+            rest = key[len(enc):]
+            new = _map_encoder_key(rest, moe_blocks, expert_perm, key)
+            if new is None:
+                if _S5_ENCODER_DROP.match(rest):
+                    out.dropped[key] = ('final norm: S5ViT has none '
+                                        '(final_norm=False)')
+                else:
+                    out.unknown.append(key)
+            elif new == 'backbone.pos_embed':
+                value = strip_cls_slot(value, key)
         else:
             m = _S5_DECODER.match(key)
             h = _S5_HEAD.match(key)
@@ -321,17 +288,13 @@ def _expert_permutation(src: Optional[Sequence[str]],
     return [dst.index(n) for n in src]
 
 
-def _map_encoder_key(rest: str, value: Tensor, moe_blocks: Iterable[str],
-                     expert_perm: Optional[List[int]], out: ConversionResult,
-                     key: str):
-    if rest == 'patch_embed.projection.weight':
-        return 'backbone.patch_embed.proj.weight'
-    if rest == 'patch_embed.projection.bias':
-        return 'backbone.patch_embed.proj.bias'
-    if rest == 'cls_token':
-        return 'backbone.cls_token'
-    if rest == 'pos_embed':
-        return 'backbone.pos_embed', strip_cls_slot(value, key)
+def _map_encoder_key(rest: str, moe_blocks: Iterable[str],
+                     expert_perm: Optional[List[int]],
+                     key: str) -> Optional[str]:
+    """Target key of encoder key ``rest`` (``key`` without the encoder
+    prefix), or None when it has no mapping."""
+    if rest in _S5_ENCODER_KEYS:
+        return _S5_ENCODER_KEYS[rest]
     m = re.match(r'^layers\.(\d+)\.(.+)$', rest)
     if m:
         n, sub = m.groups()
@@ -354,71 +317,4 @@ def _map_encoder_key(rest: str, value: Tensor, moe_blocks: Iterable[str],
     m = _S5_FPN.match(rest)
     if m:
         return f'neck.{m.group(1)}.{m.group(2)}.{m.group(3)}'
-    if re.match(r'^ln1\.(weight|bias)$', rest):
-        out.dropped[key] = 'final norm: S5ViT has none (final_norm=False)'
-        return None
-    out.unknown.append(key)
     return None
-
-
-def check_against_config(state_dict: Mapping[str, Tensor],
-                         config: str) -> bool:
-    """Print missing / unexpected / mismatched keys of ``state_dict`` against
-    the model of ``config`` (built on the meta device, so any size is free).
-    A backbone-only ``state_dict`` is compared with the model's backbone.
-    Returns True when there is a problem."""
-    from mmengine.config import Config
-    from mmengine.registry import MODELS as ROOT_MODELS
-    from mmengine.registry import init_default_scope
-
-    import s5_mm  # noqa: F401  (registers the s5_mm modules)
-    cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    model_cfg = cfg.model.copy()
-    model_cfg.pop('init_cfg', None)
-    with torch.device('meta'):
-        model = ROOT_MODELS.build(model_cfg)
-    expected = model.state_dict()
-    top = {k.split('.', 1)[0] for k in expected}
-    if not any(k.split('.', 1)[0] in top
-               for k in state_dict) and hasattr(model, 'backbone'):
-        expected = model.backbone.state_dict()
-        print('comparing with the model backbone')
-    missing, unexpected, mismatched = compare_keys(state_dict, expected)
-    for title, keys in (('MISSING in the converted checkpoint',
-                         missing), ('UNEXPECTED for the model', unexpected),
-                        ('SHAPE MISMATCH', mismatched)):
-        if keys:
-            print(f'{title} ({len(keys)}):')
-            print('\n'.join(f'  {k}' for k in keys))
-    if not (missing or unexpected or mismatched):
-        print(f'all {len(expected)} model keys present with matching shapes')
-    return bool(missing or unexpected or mismatched)
-
-
-def add_output_args(parser) -> None:
-    """CLI options shared by the converters in tools/model_converters/."""
-    parser.add_argument('--config',
-                        help='model config to check the keys against')
-    parser.add_argument('--strict', action='store_true',
-                        help='fail on unknown or missing keys')
-    parser.add_argument(
-        '--unsafe-pickle', action='store_true',
-        help='allow arbitrary pickled objects (trusted files only)')
-
-
-def save_conversion(result: 'ConversionResult', src: str, dst: str, fmt: str,
-                    config: Optional[str] = None,
-                    strict: bool = False) -> None:
-    """Print the key report, check against ``config`` and write ``dst``;
-    with ``strict``, exit without writing when keys are unknown/missing."""
-    print(result.report())
-    problems = bool(result.unknown)
-    if config:
-        problems |= check_against_config(result.state_dict, config)
-    if strict and problems:
-        sys.exit('conversion incomplete (see above); nothing written')
-    Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(dict(state_dict=result.state_dict,
-                    meta=dict(converted_from=str(src), format=fmt)), dst)
-    print(f'saved {dst}')

@@ -1,4 +1,5 @@
-"""Shared by tools/train.py and tools/test.py: scope dispatch.
+"""Runner set-up for tools/train.py and tools/test.py: scope dispatch,
+gloo DDP without CUDA, runner building.
 
 A config's ``default_scope`` ('mmseg', 'mmdet' or 'mmrotate') decides which
 toolbox's registries resolve its types; s5_mm registers into all of them on

@@ -1,0 +1,36 @@
+"""Helpers for the test suite."""
+import importlib.util
+import sys
+from pathlib import Path
+
+TOOLS_DIR = Path(__file__).resolve().parents[2] / 'tools'
+
+
+def load_tool(relative_path):
+    """Import the script ``tools/<relative_path>`` as a module.
+
+    tools/ is not a package; the script runs as ``python tools/...`` would
+    run it: its own folder is first on ``sys.path`` while it executes, so
+    its imports of sibling scripts resolve. The module is named
+    ``s5_mm_tools.<path>`` so that e.g. ``test.py`` does not shadow the
+    standard library's ``test`` package.
+    """
+    path = TOOLS_DIR / relative_path
+    if not path.is_file():
+        raise FileNotFoundError(f'no tool script {path}')
+    name = 's5_mm_tools.' + '.'.join(Path(relative_path).with_suffix('').parts)
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    folder = str(path.parent)
+    sys.modules[name] = module
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    finally:
+        sys.path.remove(folder)
+    return module
