@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
+from s5_mm.testing import load_tool
+
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 S4P = CONFIGS / 'demo/s4p_vit-tiny_landcover.py'
 SUP = CONFIGS / 'demo/s4p-supervised_vit-tiny_landcover.py'
@@ -73,7 +75,7 @@ def test_foundation_demo_stretches_the_schedule():
     (3000, [('LinearLR', 0, 300), ('CosineAnnealingLR', 300, 3000)]),
 ])
 def test_stretch_schedule_scales_the_configs_scheduler(iters, expected):
-    import run_s4p_demo as demo
+    demo = load_tool('run_s4p_demo.py')
     for path in (S4P, SUP):
         cfg = Config.fromfile(str(path))
         demo.stretch_schedule(cfg, iters)
@@ -84,7 +86,7 @@ def test_stretch_schedule_scales_the_configs_scheduler(iters, expected):
 
 
 def test_stretch_schedule_scales_t_max_and_intervals():
-    import run_s4p_demo as demo
+    demo = load_tool('run_s4p_demo.py')
     cfg = Config.fromfile(str(CONFIGS / 's4p/vit-b_rs4p1m.py'))
     demo.stretch_schedule(cfg, 1200)  # 120k -> 1.2k: 1 %
     (s, ) = cfg.param_scheduler
@@ -97,7 +99,7 @@ def test_stretch_schedule_scales_t_max_and_intervals():
 
 
 def test_build_cfg_keeps_the_schedule_without_iters(tmp_path):
-    import run_s4p_demo as demo
+    demo = load_tool('run_s4p_demo.py')
     split = dict(labelled_list='l.txt',
                  unlabelled_list='u.txt',
                  label_dir='ann_dir/train_sparse')
