@@ -25,6 +25,7 @@ def load_tool(relative_path):
     module = importlib.util.module_from_spec(spec)
     folder = str(path.parent)
     sys.modules[name] = module
+    before = set(sys.modules)
     sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
@@ -33,4 +34,17 @@ def load_tool(relative_path):
         raise
     finally:
         sys.path.remove(folder)
+        _forget_sibling_imports(before)
     return module
+
+
+def _forget_sibling_imports(before):
+    # Sibling scripts imported by plain name (e.g. ``_common`` in both
+    # model_converters/ and dataset_converters/) must not stay cached under
+    # that name, or the next tool of another folder would get the wrong one.
+    for mod_name in set(sys.modules) - before:
+        if mod_name.startswith('s5_mm_tools.'):
+            continue
+        file = getattr(sys.modules[mod_name], '__file__', None) or ''
+        if Path(file).resolve().is_relative_to(TOOLS_DIR):
+            del sys.modules[mod_name]

@@ -1,0 +1,25 @@
+"""s5_mm.testing.load_tool: tool scripts import their siblings by plain name;
+two folders with a sibling of the same name (``_common``) must not mix."""
+import sys
+
+from s5_mm.testing import load_tool
+
+
+def test_siblings_of_the_same_name_do_not_leak_between_folders():
+    datasets = load_tool('dataset_converters/isaid.py')
+    assert '_common' not in sys.modules
+    models = load_tool('model_converters/mae2s5mm.py')
+    assert '_common' not in sys.modules
+    # each script got its own folder's _common
+    assert models.save_conversion.__module__ == '_common'
+    assert 'model_converters' in sys.modules[
+        models.__name__].__file__
+    assert callable(datasets.colour_to_ids)
+
+
+def test_loaded_once_and_named_apart_from_stdlib():
+    tool = load_tool('test.py')
+    assert tool.__name__ == 's5_mm_tools.test'
+    assert load_tool('test.py') is tool
+    assert 'test' not in sys.modules or not sys.modules['test'].__file__ \
+        .endswith('tools/test.py')
