@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from s5_mm.testing import load_tool, make_toy_seg_data
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / 'shared' / 'data'
 
@@ -17,6 +19,24 @@ def shared_data():
 @pytest.fixture(scope='session')
 def repo_root():
     return REPO_ROOT
+
+
+@pytest.fixture(scope='session')
+def landcover_tiles(tmp_path_factory, shared_data):
+    """The land-cover scene of the shared data cut into train/val tiles
+    (tools/dataset_converters/prepare_landcover.py, no download)."""
+    prepare = load_tool('dataset_converters/prepare_landcover.py')
+    out = tmp_path_factory.mktemp('landcover')
+    prepare.prepare_landcover(out, src=shared_data / 'landcover_nc',
+                              fetch=False)
+    return out
+
+
+@pytest.fixture(scope='session')
+def toy_seg_data(tmp_path_factory):
+    """4 labelled 20x20 and 6 unlabelled (12..22)x20 RGB images
+    (:func:`s5_mm.testing.make_toy_seg_data`)."""
+    return make_toy_seg_data(tmp_path_factory.mktemp('toy'))
 
 
 def pytest_configure(config):

@@ -3,6 +3,21 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from ._utils import (TinyIdentityBackbone, build_tiny_mdf_segmentor,
+                     build_tiny_segmentor, build_tiny_vit,
+                     identity_segmentor_cfg, make_toy_seg_data,
+                     save_segmentor_checkpoint, tiny_mdf_segmentor_cfg,
+                     tiny_segmentor_cfg, tiny_uper_head_cfg, tiny_vit_arch,
+                     toy_label)
+
+__all__ = [
+    'load_tool', 'TinyIdentityBackbone', 'build_tiny_mdf_segmentor',
+    'build_tiny_segmentor', 'build_tiny_vit', 'identity_segmentor_cfg',
+    'make_toy_seg_data', 'save_segmentor_checkpoint',
+    'tiny_mdf_segmentor_cfg', 'tiny_segmentor_cfg', 'tiny_uper_head_cfg',
+    'tiny_vit_arch', 'toy_label'
+]
+
 TOOLS_DIR = Path(__file__).resolve().parents[2] / 'tools'
 
 

@@ -12,6 +12,7 @@ from rasterio.windows import Window
 from s5_mm.datasets.transforms.geo_loading import LoadGeoImageFromFile
 from s5_mm.apis.inference import infer_scene
 from s5_mm.geo.stats import compute_band_stats
+from s5_mm.testing import build_tiny_segmentor, tiny_segmentor_cfg
 
 BANDS = (10, 20, 30, 40, 50, 70)
 LARGE = '2019_YELL_2_528000_4978000_image_crop2.png'
@@ -39,9 +40,8 @@ def softmax_max(logits):
 
 
 @pytest.mark.parametrize('name', ['rmnp-rgb.tif', 'OSBS_029.tif'])
-def test_round_trip_georeference_and_nodata(shared_data, tmp_path, name,
-                                            tiny_segmentor):
-    model = tiny_segmentor(3, 5)
+def test_round_trip_georeference_and_nodata(shared_data, tmp_path, name):
+    model = build_tiny_segmentor(3, 5)
     path = shared_data / 'geotiff' / name
     out = tmp_path / 'pred.tif'
     res = infer_scene(model, path, out, tile_size=128, stride=96,
@@ -60,9 +60,8 @@ def test_round_trip_georeference_and_nodata(shared_data, tmp_path, name,
     assert cls[valid].max() < 5 and len(np.unique(cls[valid])) > 1
 
 
-def test_average_merge_equals_mmseg_slide_inference(shared_data, tmp_path,
-                                                    tiny_segmentor):
-    model = tiny_segmentor(3, 5)
+def test_average_merge_equals_mmseg_slide_inference(shared_data, tmp_path):
+    model = build_tiny_segmentor(3, 5)
     path = shared_data / 'geotiff' / 'rmnp-rgb.tif'
     # chunk 128 < width 485: four column bands with halos spilled between them
     res = infer_scene(model, path, tmp_path / 'p.tif', tile_size=96,
@@ -85,9 +84,8 @@ def test_average_merge_equals_mmseg_slide_inference(shared_data, tmp_path,
     assert np.isnan(conf[~valid]).all()
 
 
-def test_large_scene_center_merge_equals_whole_image(shared_data, tmp_path,
-                                                     tiny_segmentor):
-    model = tiny_segmentor(3, 4, seed=1)
+def test_large_scene_center_merge_equals_whole_image(shared_data, tmp_path):
+    model = build_tiny_segmentor(3, 4, seed=1)
     png = shared_data / 'large_scene' / LARGE
     # window by window over the whole 2299 x 2472 scene; overlap margin
     # (tile - stride) / 2 = 32 px > receptive-field radius 4
@@ -115,8 +113,8 @@ def test_large_scene_center_merge_equals_whole_image(shared_data, tmp_path,
 
 
 def test_center_merge_equals_whole_image_exactly_on_small_scene(
-        shared_data, tmp_path, tiny_segmentor):
-    model = tiny_segmentor(3, 4, seed=2)
+        shared_data, tmp_path):
+    model = build_tiny_segmentor(3, 4, seed=2)
     png = shared_data / 'large_scene' / LARGE
     with rasterio.open(png) as src:
         img = src.read(window=Window(1000, 1200, 300, 260))
@@ -135,11 +133,11 @@ def test_center_merge_equals_whole_image_exactly_on_small_scene(
         np.testing.assert_allclose(c.read(1), softmax_max(ref), atol=1e-5)
 
 
-def test_multispectral_landcover_stack(shared_data, tmp_path, tiny_segmentor):
+def test_multispectral_landcover_stack(shared_data, tmp_path):
     d = shared_data / 'landcover_nc'
     files = [str(d / f'lsat7_2000_{b}.tif') for b in BANDS]
     mean, std, _ = compute_band_stats([files])
-    model = tiny_segmentor(6, 7)
+    model = build_tiny_segmentor(6, 7)
     model.data_preprocessor.mean.copy_(torch.tensor(mean).view(-1, 1, 1))
     model.data_preprocessor.std.copy_(torch.tensor(std).view(-1, 1, 1))
     model.dataset_meta = dict(palette=[[i * 30, 255 - i * 30, 7 * i]
@@ -169,11 +167,11 @@ def test_multispectral_landcover_stack(shared_data, tmp_path, tiny_segmentor):
 
 
 def test_dataset_name_selects_head_of_multi_dataset_model(shared_data,
-                                                          tmp_path, tiny_cfg):
+                                                          tmp_path):
     from mmseg.registry import MODELS
 
     import s5_mm.models.segmentors.multi_head  # noqa: F401  (registers it)
-    cfg = tiny_cfg(3, 3)
+    cfg = tiny_segmentor_cfg(3, 3)
     head = cfg['decode_head']
     cfg.update(type='MultiHeadEncoderDecoder',
                decode_head=dict(a=dict(head, num_classes=3),
@@ -194,8 +192,8 @@ def test_dataset_name_selects_head_of_multi_dataset_model(shared_data,
                     stride=192, progress=False)
 
 
-def test_bad_arguments(shared_data, tmp_path, tiny_segmentor):
-    model = tiny_segmentor(3, 2)
+def test_bad_arguments(shared_data, tmp_path):
+    model = build_tiny_segmentor(3, 2)
     path = shared_data / 'geotiff' / 'OSBS_029.tif'
     with pytest.raises(ValueError, match='merge'):
         infer_scene(model, path, tmp_path / 'x.tif', tile_size=64, stride=32,

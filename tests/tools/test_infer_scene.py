@@ -1,53 +1,24 @@
 """tools/infer_scene.py end to end: config + checkpoint -> GeoTIFFs."""
-import numpy as np
 import pytest
 import rasterio
-import torch
 from mmengine.config import Config
 
-from s5_mm.testing import load_tool
+from s5_mm.testing import (load_tool, save_segmentor_checkpoint,
+                           tiny_segmentor_cfg)
 
 BANDS = (10, 20, 30, 40, 50, 70)
 
 
 def tiny_config(in_channels, num_classes, bands=None):
-    norm = dict(type='BN', requires_grad=True)
     load = dict(type='LoadGeoImageFromFile')
     if bands:
         load['bands'] = bands
     return dict(
         default_scope='mmseg',
         custom_imports=dict(imports=['s5_mm'], allow_failed_imports=False),
-        model=dict(
-            type='EncoderDecoder',
-            data_preprocessor=dict(type='MultiBandSegDataPreProcessor',
-                                   mean=[100.0] * in_channels,
-                                   std=[50.0] * in_channels,
-                                   bgr_to_rgb=False),
-            backbone=dict(type='UNet', in_channels=in_channels,
-                          base_channels=4, num_stages=2, strides=(1, 1),
-                          enc_num_convs=(1, 1), dec_num_convs=(1, ),
-                          downsamples=(False, ), enc_dilations=(1, 1),
-                          dec_dilations=(1, ), norm_cfg=norm),
-            decode_head=dict(type='FCNHead', in_channels=4, in_index=-1,
-                             channels=4, num_convs=1, concat_input=False,
-                             num_classes=num_classes, norm_cfg=norm,
-                             loss_decode=dict(type='CrossEntropyLoss')),
-            train_cfg=dict(), test_cfg=dict(mode='whole')),
+        model=tiny_segmentor_cfg(in_channels, num_classes, mean=100.0,
+                                 std=50.0),
         test_pipeline=[load, dict(type='PackSegInputs')])
-
-
-def make_checkpoint(cfg, path, num_classes):
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-    import s5_mm  # noqa: F401
-    init_default_scope('mmseg')
-    torch.manual_seed(0)
-    model = MODELS.build(cfg['model'])
-    meta = dict(dataset_meta=dict(
-        classes=[f'c{i}' for i in range(num_classes)],
-        palette=[[40 * i, 0, 255 - 40 * i] for i in range(num_classes)]))
-    torch.save(dict(state_dict=model.state_dict(), meta=meta), path)
 
 
 @pytest.mark.parametrize('case', ['rgb_bands', 'landcover'])
@@ -66,7 +37,7 @@ def test_infer_scene_tool(shared_data, tmp_path, case):
     cfg_path = tmp_path / 'tiny.py'
     Config(cfg).dump(str(cfg_path))
     ckpt = tmp_path / 'tiny.pth'
-    make_checkpoint(cfg, ckpt, cfg['model']['decode_head']['num_classes'])
+    save_segmentor_checkpoint(cfg['model'], ckpt)
     out = tmp_path / 'out'
     results = infer_scene.main(
         [str(cfg_path), str(ckpt), *scenes, '--out', str(out),

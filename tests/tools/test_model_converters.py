@@ -3,20 +3,16 @@ from collections import OrderedDict
 
 import pytest
 import torch
-from mmengine.registry import init_default_scope
 from mmseg.models.backbones import VisionTransformer
 
 import s5_mm  # noqa: F401
-import s5_mm.models.segmentors.multi_head  # noqa: F401  (registers it)
-from s5_mm.models.backbones import S5ViT
 from s5_mm.models.utils import compare_keys, convert_mae, convert_s5_official
-from s5_mm.registry import MODELS
-from s5_mm.testing import load_tool
+from s5_mm.testing import (build_tiny_mdf_segmentor, build_tiny_vit,
+                           load_tool, tiny_vit_arch)
 
 load_checkpoint_state = load_tool(
     'model_converters/_common.py').load_checkpoint_state
 
-ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, out_indices=(0, 1))
 
 
 def randomize(module, seed=0):
@@ -46,7 +42,7 @@ def test_official_keys_against_mmseg_vit_oracle():
     assert 'encoder.layers.0.attn.attn.in_proj_weight' in state
     result = convert_s5_official(state)
     assert result.unknown == [] and result.dropped == {}
-    ours = S5ViT(arch=ARCH, img_size=32, patch_size=4, drop_path_rate=0.)
+    ours = build_tiny_vit()
     backbone_state = {
         k[len('backbone.'):]: v
         for k, v in result.state_dict.items()
@@ -102,30 +98,7 @@ def official_from_ours(model, expert_perm, decoder_suffix):
 
 
 def mdf_model():
-
-    def head(n):
-        return dict(type='UPerHead',
-                    in_channels=[32] * 4,
-                    in_index=[0, 1, 2, 3],
-                    pool_scales=(1, 2),
-                    channels=16,
-                    num_classes=n,
-                    norm_cfg=dict(type='BN'))
-
-    names = ['vaihingen', 'openearthmap']
-    init_default_scope('mmseg')
-    return MODELS.build(
-        dict(type='MultiHeadEncoderDecoder',
-             backbone=dict(type='S5ViT',
-                           arch=dict(ARCH, out_indices=(0, 1, 1, 1)),
-                           img_size=32,
-                           patch_size=4,
-                           num_experts=2,
-                           expert_width=8,
-                           dataset_names=names),
-             neck=dict(type='SimpleFeaturePyramid', in_channels=32),
-             decode_head=dict(vaihingen=head(5), openearthmap=head(9)),
-             test_cfg=dict(mode='whole')))
+    return build_tiny_mdf_segmentor(dict(vaihingen=5, openearthmap=9))
 
 
 def test_official_moe_mdf_round_trip():
@@ -180,7 +153,7 @@ def mae_state(model, grid=2):
 
 
 def test_mae_conversion():
-    src = randomize(S5ViT(arch=ARCH, img_size=32, patch_size=4), seed=2)
+    src = randomize(build_tiny_vit(), seed=2)
     state = mae_state(src)
     result = convert_mae(state, grid_size=(8, 8), prefix='backbone.')
     assert result.unknown == ['blocks.0.attn.q_bias']
@@ -192,7 +165,7 @@ def test_mae_conversion():
     # resizes it on load
     plain = convert_mae(state).state_dict
     assert plain['pos_embed'].shape == (1, 4, 32)
-    dst = S5ViT(arch=ARCH, img_size=32, patch_size=4)
+    dst = build_tiny_vit()
     dst.load_state_dict(plain, strict=True)
     torch.testing.assert_close(dst.pos_embed,
                                result.state_dict['backbone.pos_embed'])
@@ -202,13 +175,13 @@ def test_mae_conversion():
 
 def test_mae_cli_and_config_check(tmp_path, capsys):
     mae2s5mm = load_tool('model_converters/mae2s5mm.py')
-    src = randomize(S5ViT(arch=ARCH, img_size=32, patch_size=4), seed=3)
+    src = randomize(build_tiny_vit(), seed=3)
     path = tmp_path / 'mae.pth'
     torch.save({'model': mae_state(src), 'epoch': 1599}, path)
     cfg = tmp_path / 'cfg.py'
     cfg.write_text(
         "model = dict(type='EncoderDecoder', backbone=dict(type='S5ViT', "
-        f"arch={dict(ARCH, out_indices=(0, 1, 1, 1))!r}, img_size=32, "
+        f"arch={tiny_vit_arch(out_indices=(0, 1, 1, 1))!r}, img_size=32, "
         "patch_size=4), neck=dict(type='SimpleFeaturePyramid', "
         "in_channels=32), decode_head=dict(type='FCNHead', in_channels=32, "
         "channels=8, num_convs=1, num_classes=3))\n")

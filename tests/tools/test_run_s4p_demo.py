@@ -4,21 +4,12 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from s5_mm.testing import load_tool
 
 
-@pytest.fixture(scope='module')
-def tiles(tmp_path_factory, shared_data):
-    prepare = load_tool('dataset_converters/prepare_landcover.py')
-    out = tmp_path_factory.mktemp('landcover_s4p')
-    prepare.prepare_landcover(out, src=shared_data / 'landcover_nc',
-                              fetch=False)
-    return out
-
-
-def test_tile_split(tiles):
+def test_tile_split(landcover_tiles):
+    tiles = landcover_tiles
     demo = load_tool('run_s4p_demo.py')
     s = demo.make_splits(tiles, 'tiles', every=10, fraction=0.01)
     lab = (tiles / 'splits/tiles/labelled.txt').read_text().split()
@@ -30,9 +21,10 @@ def test_tile_split(tiles):
     assert s['label_dir'] == 'ann_dir/train'
 
 
-def test_sparse_split_keeps_a_fraction_of_pixels(tiles):
+def test_sparse_split_keeps_a_fraction_of_pixels(landcover_tiles):
     import rasterio
 
+    tiles = landcover_tiles
     demo = load_tool('run_s4p_demo.py')
     s = demo.make_splits(tiles, 'sparse', every=10, fraction=0.05)
     assert s['labelled_tiles'] == s['unlabelled_tiles'] == s['train_tiles']
@@ -50,7 +42,8 @@ def test_sparse_split_keeps_a_fraction_of_pixels(tiles):
     assert 0.03 < kept / dense < 0.07
 
 
-def test_two_step_demo_writes_table(tiles, tmp_path, repo_root):
+def test_two_step_demo_writes_table(landcover_tiles, tmp_path, repo_root):
+    tiles = landcover_tiles
     # as a user runs it: its runs go to spawned worker processes, which
     # import the script as __main__
     proc = subprocess.run([

@@ -16,15 +16,6 @@ from s5_mm.testing import load_tool
 CONFIG = 'configs/demo/upernet_vit-tiny_landcover.py'
 
 
-@pytest.fixture(scope='module')
-def landcover_tiles(tmp_path_factory, shared_data):
-    prepare = load_tool('dataset_converters/prepare_landcover.py')
-    out = tmp_path_factory.mktemp('landcover')
-    prepare.prepare_landcover(out, src=shared_data / 'landcover_nc',
-                              fetch=False)
-    return out
-
-
 def tiny_options(data_root, iters):
     return [
         f'train_dataloader.dataset.data_root={data_root}',

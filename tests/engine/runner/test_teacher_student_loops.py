@@ -1,54 +1,14 @@
 """Teacher-student val/test loops: both networks scored in one run."""
-import cv2
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.model import BaseModule
 from mmengine.runner import Runner
 from mmengine.runner import TestLoop as PlainTestLoop
-from mmseg.registry import MODELS
 
 import s5_mm  # noqa: F401
+from s5_mm.testing import identity_segmentor_cfg
 
 CLASSES = ('a', 'b', 'c')
-
-
-@MODELS.register_module(name='LoopTestIdentityBackbone', force=True)
-class IdentityBackbone(BaseModule):
-
-    def forward(self, x):
-        return (x, )
-
-
-@pytest.fixture(scope='module')
-def toy_root(tmp_path_factory):
-    """Two 20x20 images; classes 0/1/2 cover 84/156/160 of 400 pixels."""
-    root = tmp_path_factory.mktemp('loops')
-    (root / 'img').mkdir()
-    (root / 'ann').mkdir()
-    label = np.zeros((20, 20), np.uint8)
-    label[:, 7:] = 1
-    label[12:, :] = 2
-    for i in range(2):
-        cv2.imwrite(str(root / 'img' / f'{i}.png'),
-                    np.full((20, 20, 3), 10 * i, np.uint8))
-        cv2.imwrite(str(root / 'ann' / f'{i}.png'), label)
-    return root
-
-
-def segmentor():
-    return dict(
-        type='EncoderDecoder',
-        data_preprocessor=dict(type='SegDataPreProcessor'),
-        backbone=dict(type='LoopTestIdentityBackbone'),
-        decode_head=dict(
-            type='FCNHead', in_channels=3, channels=3, num_convs=0,
-            concat_input=False, dropout_ratio=0.0, num_classes=3,
-            norm_cfg=None, in_index=-1, align_corners=False,
-            loss_decode=dict(type='CrossEntropyLoss')),
-        train_cfg=dict(),
-        test_cfg=dict(mode='whole'))
 
 
 def loop_cfg(root, work_dir, teacher, predict_on='student'):
@@ -66,7 +26,8 @@ def loop_cfg(root, work_dir, teacher, predict_on='student'):
     return Config(dict(
         default_scope='mmseg',
         work_dir=str(work_dir),
-        model=dict(type='S4PSegmentor', segmentor=segmentor(),
+        model=dict(type='S4PSegmentor',
+                   segmentor=identity_segmentor_cfg(num_classes=3),
                    semi_train_cfg=dict(teacher=teacher),
                    semi_test_cfg=dict(predict_on=predict_on)),
         val_dataloader=loader, val_evaluator=evaluator,
@@ -84,15 +45,16 @@ def predict_class(net, cls):
         head.bias[cls] = 5.0
 
 
-def test_test_loop_scores_teacher_and_student(toy_root, tmp_path):
+def test_test_loop_scores_teacher_and_student(toy_seg_data, tmp_path):
     runner = Runner.from_cfg(
-        loop_cfg(toy_root, tmp_path, 'ema', predict_on='teacher'))
+        loop_cfg(toy_seg_data, tmp_path, 'ema', predict_on='teacher'))
     model = runner.model
     predict_class(model.student, 0)
     predict_class(model.teacher, 2)
     metrics = runner.test()
-    # All class 2: IoU 160/400 for it, 0 for the others; all class 0:
-    # 84/400.
+    # Every toy label map (s5_mm.testing.toy_label) has 84 / 156 / 160 of
+    # 400 pixels in classes 0 / 1 / 2. All class 2: IoU 160/400 for it, 0
+    # for the others; all class 0: 84/400.
     assert metrics['teacher/mIoU'] == pytest.approx(40.0 / 3, abs=0.01)
     assert metrics['teacher/aAcc'] == pytest.approx(40.0)
     assert metrics['student/mIoU'] == pytest.approx(21.0 / 3, abs=0.01)
@@ -109,17 +71,17 @@ def test_test_loop_scores_teacher_and_student(toy_root, tmp_path):
     assert val == metrics
 
 
-def test_self_teacher_scores_the_student_alone(toy_root, tmp_path):
-    runner = Runner.from_cfg(loop_cfg(toy_root, tmp_path, 'self'))
+def test_self_teacher_scores_the_student_alone(toy_seg_data, tmp_path):
+    runner = Runner.from_cfg(loop_cfg(toy_seg_data, tmp_path, 'self'))
     predict_class(runner.model.student, 2)
     metrics = runner.test()
     assert set(metrics) == {'student/aAcc', 'student/mIoU', 'student/mAcc'}
     assert metrics['student/aAcc'] == pytest.approx(40.0)
 
 
-def test_plain_segmentor_is_refused(toy_root, tmp_path):
-    cfg = loop_cfg(toy_root, tmp_path, 'self')
-    cfg.model = segmentor()
+def test_plain_segmentor_is_refused(toy_seg_data, tmp_path):
+    cfg = loop_cfg(toy_seg_data, tmp_path, 'self')
+    cfg.model = identity_segmentor_cfg(num_classes=3)
     runner = Runner.from_cfg(cfg)
     with pytest.raises(TypeError, match='S4PTeacherStudentTestLoop.*'
                        'EncoderDecoder'):

@@ -1,24 +1,19 @@
 """S5ViT: shapes, pos-embed resizing, MoE routing and init, checkpointing."""
+from functools import partial
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from s5_mm.models.backbones import S5ViT
 from s5_mm.models.backbones.vit import ARCH_SETTINGS, adapt_pos_embed
+from s5_mm.testing import build_tiny_vit, tiny_vit_arch
 
-SMALL = dict(embed_dims=32,
-             num_layers=4,
-             num_heads=2,
-             out_indices=(0, 1, 2, 3))
+SMALL = tiny_vit_arch(num_layers=4, out_indices=(0, 1, 2, 3))
 
 
-def small_vit(**kw):
-    args = dict(arch=SMALL, img_size=64, patch_size=16, drop_path_rate=0.)
-    args.update(kw)
-    torch.manual_seed(0)
-    model = S5ViT(**args)
-    model.init_weights()
-    return model.eval()
+# 4x4 patch grid; keywords override (img_size too)
+small_vit = partial(build_tiny_vit, arch=SMALL, img_size=64, patch_size=16)
 
 
 @pytest.mark.parametrize('hw', [(512, 512), (384, 640)])

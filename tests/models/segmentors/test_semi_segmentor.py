@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-from mmengine.model import BaseModule
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
@@ -13,81 +12,19 @@ import s5_mm  # noqa: F401
 from s5_mm.models.segmentors import PseudoLabels, S4PSegmentor
 from s5_mm.models.segmentors import semi_segmentor as semi_mod
 from s5_mm.models.utils.cutmix import boxes_to_masks, sample_cutmix_boxes
+from s5_mm.testing import identity_segmentor_cfg, tiny_segmentor_cfg
 
 init_default_scope('mmseg')
 
 
-@MODELS.register_module(name='S4PTestIdentityBackbone', force=True)
-class IdentityBackbone(BaseModule):
-    """Features = input: with an identity 1x1 classifier, logits = pixels."""
-
-    def forward(self, x):
-        return (x, )
-
-
-def identity_segmentor(num_classes=2):
-    return dict(
-        type='EncoderDecoder',
-        data_preprocessor=dict(type='SegDataPreProcessor'),
-        backbone=dict(type='S4PTestIdentityBackbone'),
-        decode_head=dict(
-            type='FCNHead',
-            in_channels=num_classes,
-            channels=num_classes,
-            num_convs=0,
-            concat_input=False,
-            dropout_ratio=0.0,
-            num_classes=num_classes,
-            norm_cfg=None,
-            in_index=-1,
-            align_corners=False,
-            loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
-        train_cfg=dict(),
-        test_cfg=dict(mode='whole'))
-
-
-def tiny_conv_segmentor(num_classes=3, in_channels=3):
-    return dict(
-        type='EncoderDecoder',
-        data_preprocessor=dict(
-            type='SegDataPreProcessor',
-            mean=[0.0] * in_channels,
-            std=[1.0] * in_channels,
-            bgr_to_rgb=False,
-            pad_val=0,
-            seg_pad_val=255),
-        backbone=dict(
-            type='UNet',
-            in_channels=in_channels,
-            base_channels=4,
-            num_stages=2,
-            strides=(1, 1),
-            enc_num_convs=(1, 1),
-            dec_num_convs=(1, ),
-            downsamples=(True, ),
-            enc_dilations=(1, 1),
-            dec_dilations=(1, ),
-            norm_cfg=dict(type='BN', requires_grad=True),
-            upsample_cfg=dict(type='InterpConv')),
-        decode_head=dict(
-            type='FCNHead',
-            in_channels=4,
-            channels=4,
-            num_convs=1,
-            concat_input=False,
-            dropout_ratio=0.0,
-            num_classes=num_classes,
-            norm_cfg=dict(type='BN', requires_grad=True),
-            in_index=-1,
-            align_corners=False,
-            loss_decode=dict(type='CrossEntropyLoss', loss_weight=1.0)),
-        train_cfg=dict(),
-        test_cfg=dict(mode='whole'))
+def conv_segmentor():
+    return tiny_segmentor_cfg(num_classes=3, mean=0.0, std=1.0,
+                              downsample=True)
 
 
 def build_identity_model(**train_cfg):
     model = S4PSegmentor(
-        segmentor=identity_segmentor(), semi_train_cfg=train_cfg)
+        segmentor=identity_segmentor_cfg(), semi_train_cfg=train_cfg)
     with torch.no_grad():
         conv = model.student.decode_head.conv_seg
         conv.weight.copy_(torch.eye(2).view(2, 2, 1, 1))
@@ -233,7 +170,7 @@ def test_loss_steps_are_overridable():
 
     inputs, data_samples = golden_batch()
     model = build_identity_model(cutmix_prob=0.0)
-    no_mix = NoMix(segmentor=identity_segmentor(),
+    no_mix = NoMix(segmentor=identity_segmentor_cfg(),
                    semi_train_cfg=dict(cutmix_prob=1.0))
     no_mix.load_state_dict(model.state_dict())
     want = model.loss(inputs, data_samples)
@@ -361,8 +298,7 @@ def test_padding_never_contributes():
 
     A 1x1 head keeps pixels independent, so only padding could leak.
     """
-    seg = identity_segmentor(num_classes=3)
-    seg['backbone'] = dict(type='S4PTestIdentityBackbone')
+    seg = identity_segmentor_cfg(num_classes=3)
     seg['decode_head'].update(in_channels=3, channels=3, num_classes=3)
     results = []
     for fill in (0.0, 50.0):
@@ -398,7 +334,7 @@ def test_padding_from_preprocessor_metainfo():
 
 
 def test_self_teacher_runs_in_eval_mode_without_grad(monkeypatch):
-    model = S4PSegmentor(segmentor=tiny_conv_segmentor())
+    model = S4PSegmentor(segmentor=conv_segmentor())
     model.train()
     seen = {}
     orig = model.student.encode_decode
@@ -430,7 +366,7 @@ def test_self_teacher_runs_in_eval_mode_without_grad(monkeypatch):
 
 def test_ema_teacher_copy_then_momentum():
     model = S4PSegmentor(
-        segmentor=tiny_conv_segmentor(),
+        segmentor=conv_segmentor(),
         semi_train_cfg=dict(teacher='ema', ema_momentum=0.25))
     assert not any(p.requires_grad for p in model.teacher.parameters())
     model._update_teacher(0)  # fresh run: teacher := student
@@ -450,11 +386,11 @@ def test_ema_teacher_copy_then_momentum():
 
 
 def test_plain_checkpoint_loads_into_student_and_teacher():
-    plain = MODELS.build(tiny_conv_segmentor())
+    plain = MODELS.build(conv_segmentor())
     with torch.no_grad():
         for p in plain.parameters():
             p.normal_()
-    model = S4PSegmentor(segmentor=tiny_conv_segmentor(),
+    model = S4PSegmentor(segmentor=conv_segmentor(),
                          semi_train_cfg=dict(teacher='ema'))
     model.load_state_dict(plain.state_dict(), strict=True)
     for k, v in plain.state_dict().items():
@@ -464,14 +400,14 @@ def test_plain_checkpoint_loads_into_student_and_teacher():
 
 def test_student_weights_load_into_plain_segmentor(tmp_path):
     from mmengine.runner import save_checkpoint
-    model = S4PSegmentor(segmentor=tiny_conv_segmentor(),
+    model = S4PSegmentor(segmentor=conv_segmentor(),
                          semi_train_cfg=dict(teacher='ema'))
     with torch.no_grad():
         for p in model.student.parameters():
             p.normal_()
     ckpt = tmp_path / 's4p.pth'
     save_checkpoint({'state_dict': model.state_dict()}, str(ckpt))
-    cfg = tiny_conv_segmentor()
+    cfg = conv_segmentor()
     cfg['init_cfg'] = dict(type='Pretrained', checkpoint=str(ckpt),
                            prefix='student.')
     plain = MODELS.build(cfg)
@@ -482,7 +418,7 @@ def test_student_weights_load_into_plain_segmentor(tmp_path):
 
 def test_predict_uses_configured_network():
     model = S4PSegmentor(
-        segmentor=tiny_conv_segmentor(),
+        segmentor=conv_segmentor(),
         semi_train_cfg=dict(teacher='ema'),
         semi_test_cfg=dict(predict_on='teacher'))
     with torch.no_grad():
@@ -498,10 +434,10 @@ def test_predict_uses_configured_network():
 
 def test_bad_config_and_inputs():
     with pytest.raises(ValueError, match='unknown semi_train_cfg'):
-        S4PSegmentor(segmentor=identity_segmentor(),
+        S4PSegmentor(segmentor=identity_segmentor_cfg(),
                      semi_train_cfg=dict(conf_threshold=0.9))
     with pytest.raises(ValueError, match="'self' or 'ema'"):
-        S4PSegmentor(segmentor=identity_segmentor(),
+        S4PSegmentor(segmentor=identity_segmentor_cfg(),
                      semi_train_cfg=dict(teacher='mean'))
     model = build_identity_model()
     inputs, data_samples = golden_batch()

@@ -1,44 +1,16 @@
 """S4PSegmentor inside an mmengine Runner: MultiBranch + MultiSourceSampler
 data, EMA teacher, checkpoints, and resume equality."""
 
-import cv2
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
 import s5_mm  # noqa: F401
+from s5_mm.testing import tiny_segmentor_cfg
 
 BRANCHES = ['sup', 'unsup_teacher', 'unsup_student']
 CLASSES = ('a', 'b', 'c')
-
-
-@pytest.fixture(scope='module')
-def toy_data(tmp_path_factory):
-    """4 labelled 20x20 and 6 unlabelled (12..22)x20 RGB images."""
-    root = tmp_path_factory.mktemp('toy')
-    rng = np.random.default_rng(0)
-    for i in range(4):
-        label = np.zeros((20, 20), np.uint8)
-        label[:, 7:] = 1
-        label[12:, :] = 2
-        img = (label[..., None] * 80 + rng.integers(0, 40, (20, 20, 3)))
-        (root / 'img').mkdir(exist_ok=True)
-        (root / 'ann').mkdir(exist_ok=True)
-        cv2.imwrite(str(root / 'img' / f'l{i}.png'), img.astype(np.uint8))
-        cv2.imwrite(str(root / 'ann' / f'l{i}.png'), label)
-    (root / 'unl').mkdir()
-    for i in range(6):
-        # 12 and 14 px high: padded to 16 by the preprocessor
-        img = rng.integers(0, 255, (12 + 2 * i, 20, 3)).astype(np.uint8)
-        cv2.imwrite(str(root / 'unl' / f'u{i}.png'), img)
-    return root
-
-
-def tiny_segmentor():
-    from test_semi_segmentor import tiny_conv_segmentor
-    return tiny_conv_segmentor()
 
 
 def s4p_cfg(root, work_dir, max_iters, name, teacher='ema', resume=False):
@@ -56,7 +28,9 @@ def s4p_cfg(root, work_dir, max_iters, name, teacher='ema', resume=False):
              dict(type='mmdet.MultiBranch', branch_field=BRANCHES,
                   unsup_teacher=[dict(type='PackSegInputs')],
                   unsup_student=[dict(type='PackSegInputs')])]
-    seg = tiny_segmentor()
+    seg = tiny_segmentor_cfg(num_classes=3, mean=0.0, std=1.0,
+                             downsample=True)
+    # unlabelled images 12 and 14 px high are padded to 16
     seg['data_preprocessor'].update(size=(16, 16))
     return Config(dict(
         default_scope='mmseg',
@@ -106,9 +80,9 @@ def load_state(path):
     return torch.load(path, map_location='cpu', weights_only=False)
 
 
-def test_resume_equals_straight_run_with_ema_teacher(toy_data, tmp_path):
+def test_resume_equals_straight_run_with_ema_teacher(toy_seg_data, tmp_path):
     straight = Runner.from_cfg(
-        s4p_cfg(toy_data, tmp_path / 'a', 4, 's4p_straight'))
+        s4p_cfg(toy_seg_data, tmp_path / 'a', 4, 's4p_straight'))
     straight.train()
     hub = straight.message_hub
     assert hub.get_scalar('train/unsup_mask_ratio').current() > 0
@@ -117,9 +91,10 @@ def test_resume_equals_straight_run_with_ema_teacher(toy_data, tmp_path):
               for c in CLASSES]
     assert sum(shares) == pytest.approx(1.0)
 
-    Runner.from_cfg(s4p_cfg(toy_data, tmp_path / 'b', 2, 's4p_half')).train()
     Runner.from_cfg(
-        s4p_cfg(toy_data, tmp_path / 'b', 4, 's4p_resumed',
+        s4p_cfg(toy_seg_data, tmp_path / 'b', 2, 's4p_half')).train()
+    Runner.from_cfg(
+        s4p_cfg(toy_seg_data, tmp_path / 'b', 4, 's4p_resumed',
                 resume=True)).train()
 
     a = load_state(tmp_path / 'a' / 'iter_4.pth')
