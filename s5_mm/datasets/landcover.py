@@ -6,6 +6,7 @@ cuts them into georeferenced tiles that this dataset reads.
 """
 from mmseg.datasets import BaseSegDataset
 
+from s5_mm.datasets.transforms.geo_loading import set_label_range
 from s5_mm.registry import DATASETS
 
 # Legend of GRASS's NC 'landclass96' raster, which strata.tif encodes as 1..7
@@ -26,10 +27,16 @@ LANDCOVER_LABELS = 'strata.tif'
 class LandcoverNCDataset(BaseSegDataset):
     """6-band GeoTIFF tiles in ``img_dir`` and label tiles of the same name in
     ``ann_dir``; labels 1..7 on disk, shifted to 0..6 by
-    ``LoadGeoAnnotations(label_offset=-1)`` in the pipeline."""
+    ``LoadGeoAnnotations(label_offset=-1)`` in the pipeline. Labels beyond
+    the 7 classes raise naming the tile (``check_labels``; the loader's
+    ``out_of_range='ignore'`` maps them to ignore instead)."""
 
     METAINFO = dict(classes=LANDCOVER_CLASSES, palette=LANDCOVER_PALETTE)
 
-    def __init__(self, img_suffix='.tif', seg_map_suffix='.tif', **kwargs):
+    def __init__(self, img_suffix='.tif', seg_map_suffix='.tif',
+                 check_labels=True, **kwargs):
         super().__init__(
             img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
+        if check_labels:
+            set_label_range(self.pipeline, len(self.metainfo['classes']),
+                            self.ignore_index)

@@ -15,20 +15,25 @@ import argparse
 from _common import add_output_args, load_checkpoint_state, save_conversion
 
 from s5_mm.models.utils.ckpt_convert import convert_mae
+from s5_mm.utils.cli import positive_int
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('src', help='MAE / timm checkpoint')
     p.add_argument('dst', help='output .pth')
-    p.add_argument('--img-size', type=int, default=None,
+    p.add_argument('--img-size', type=positive_int, default=None,
                    help='resize pos_embed to this input size (default: keep '
                    'the source grid; S5ViT resizes it when loading)')
-    p.add_argument('--patch-size', type=int, default=16)
+    p.add_argument('--patch-size', type=positive_int, default=16)
     p.add_argument('--prefix', default='',
                    help="prefix for output keys, e.g. 'backbone.'")
     add_output_args(p)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.img_size and args.img_size % args.patch_size:
+        p.error(f'--img-size {args.img_size} is not a multiple of '
+                f'--patch-size {args.patch_size}')
+    return args
 
 
 def main(argv=None):
@@ -39,7 +44,7 @@ def main(argv=None):
         grid = (args.img_size // args.patch_size, ) * 2
     result = convert_mae(state, grid_size=grid, prefix=args.prefix)
     save_conversion(result, args.src, args.dst, 'mae', args.config,
-                    args.strict)
+                    args.strict, args.allow_partial)
 
 
 if __name__ == '__main__':

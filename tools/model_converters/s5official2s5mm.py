@@ -56,7 +56,7 @@ def main(argv=None):
         target_expert_names=args.target_expert_names, name_map=name_map,
         unsuffixed_decoder=args.unsuffixed_decoder)
     save_conversion(result, args.src, args.dst, 's5_official', args.config,
-                    args.strict)
+                    args.strict, args.allow_partial)
 
 
 if __name__ == '__main__':

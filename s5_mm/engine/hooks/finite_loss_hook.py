@@ -1,0 +1,48 @@
+"""Stop training at the first non-finite loss, before anything saves it."""
+import math
+import os.path as osp
+from typing import Optional
+
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+
+# mmengine's root registry: found from the mmseg, mmdet and mmrotate scopes
+@HOOKS.register_module()
+class FiniteLossHook(Hook):
+    """Raise ``FloatingPointError`` naming the iteration and the loss keys
+    when a loss of a training step is NaN or infinite.
+
+    It runs right after the step, before the logger, the checkpoint hook
+    (``VERY_LOW``) and validation, so no checkpoint of the broken weights is
+    written and ``last_checkpoint`` keeps pointing at the last good one.
+    ``s5_mm.utils.build_runner`` adds it to every config that lacks it. The
+    losses are already synchronised to the host by mmengine's
+    ``RuntimeInfoHook`` (it logs them every step), so the check costs nothing
+    measurable.
+    """
+    priority = 'ABOVE_NORMAL'
+
+    def after_train_iter(self, runner, batch_idx: int,
+                         data_batch: Optional[dict] = None,
+                         outputs: Optional[dict] = None) -> None:
+        bad = {}
+        for key, value in (outputs or {}).items():
+            if 'loss' not in key:
+                continue
+            if hasattr(value, 'detach'):
+                value = value.detach().float()
+                if value.numel() != 1:
+                    value = value.sum()
+            value = float(value)
+            if not math.isfinite(value):
+                bad[key] = value
+        if bad:
+            last = runner.message_hub.get_info('last_ckpt')
+            if last and '://' not in last:
+                last = osp.abspath(last)
+            raise FloatingPointError(
+                f'non-finite loss at iteration {runner.iter + 1}: {bad}; '
+                'training stopped before saving (lower the learning rate, '
+                'enable gradient clipping or check the inputs); last '
+                f'checkpoint: {last or "none saved in this run"}')
