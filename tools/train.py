@@ -55,10 +55,16 @@ def _is_local(path) -> bool:
     return isinstance(path, str) and '://' not in path
 
 
-def set_resume(cfg, resume):
+def set_resume(cfg, resume, notes):
     """``--resume`` (``'auto'``: the work dir's newest complete checkpoint)
     or ``--resume CKPT``; with nothing to resume from, say so and start a
-    fresh run (with the config's ``load_from``, as a run without --resume)."""
+    fresh run (with the config's ``load_from``, as a run without --resume).
+    Warnings go to ``notes`` (for the run's log) and the console."""
+
+    def warn(msg):
+        notes.append(msg)
+        print_log(msg, logger='current', level=logging.WARNING)
+
     if resume is None:
         return
     if resume != 'auto':
@@ -66,20 +72,20 @@ def set_resume(cfg, resume):
         cfg.load_from = (check_checkpoint_file(resume, '--resume checkpoint')
                          if _is_local(resume) else resume)
         return
-    ckpt = find_resume_checkpoint(cfg.work_dir)
+    ckpt = find_resume_checkpoint(cfg.work_dir, warn)
     if ckpt is None:
-        print_log(
-            f'--resume: no checkpoint to resume from in '
-            f'{osp.abspath(cfg.work_dir)} (no last_checkpoint and no '
-            'complete .pth file): training starts from iteration 0',
-            logger='current', level=logging.WARNING)
+        warn(f'--resume: no checkpoint to resume from in '
+             f'{osp.abspath(cfg.work_dir)} (no last_checkpoint and no '
+             'complete .pth file): training starts from iteration 0')
         cfg.resume = False
         return
     cfg.resume = True
     cfg.load_from = ckpt
 
 
-def build_train_cfg(args):
+def build_train_cfg(args, notes=None):
+    """The config of a run; warnings about it are appended to ``notes``."""
+    notes = [] if notes is None else notes
     cfg = load_config(args.config)
     cfg.launcher = args.launcher
     merge_cfg_options(cfg, args.cfg_options)
@@ -98,7 +104,7 @@ def build_train_cfg(args):
                 f'--amp needs optim_wrapper.type OptimWrapper, got {wrapper}')
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    set_resume(cfg, args.resume)
+    set_resume(cfg, args.resume, notes)
     if not cfg.get('resume') and _is_local(cfg.get('load_from')):
         cfg.load_from = check_checkpoint_file(cfg.load_from,
                                               'load_from checkpoint')
@@ -112,8 +118,11 @@ def build_train_cfg(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = build_train_cfg(args)
+    notes = []
+    cfg = build_train_cfg(args, notes)
     runner = build_runner(cfg)
+    for note in notes:  # into the run's log file too
+        runner.logger.warning(note)
     runner.train()
 
 

@@ -4,6 +4,8 @@ Six single-band GeoTIFFs (ETM+ bands 1-5 and 7) and a 7-class land-cover
 raster on the same grid; ``tools/dataset_converters/prepare_landcover.py``
 cuts them into georeferenced tiles that this dataset reads.
 """
+import os.path as osp
+
 from mmseg.datasets import BaseSegDataset
 
 from s5_mm.datasets.transforms.geo_loading import set_label_range
@@ -40,3 +42,18 @@ class LandcoverNCDataset(BaseSegDataset):
         if check_labels:
             set_label_range(self.pipeline, len(self.metainfo['classes']),
                             self.ignore_index)
+
+    def load_data_list(self):
+        # a missing or empty folder fails naming it (mmengine's own error on
+        # an empty list is "need at least one array to concatenate")
+        img_dir = self.data_prefix.get('img_path', '') or ''
+        if not osp.isdir(img_dir):
+            raise FileNotFoundError(
+                f'{type(self).__name__}: image folder not found '
+                '(tools/dataset_converters/prepare_landcover.py makes it): '
+                f'{osp.abspath(img_dir)}')
+        data_list = super().load_data_list()
+        if not data_list:
+            raise ValueError(f'{type(self).__name__}: no *{self.img_suffix} '
+                             f'tiles in {osp.abspath(img_dir)}')
+        return data_list

@@ -241,12 +241,17 @@ def _candidates(work_dir: str) -> List[str]:
     return sorted(files, key=key, reverse=True)
 
 
-def find_resume_checkpoint(work_dir) -> Optional[str]:
+def _warn(msg: str) -> None:
+    print_log(msg, logger='current', level=logging.WARNING)
+
+
+def find_resume_checkpoint(work_dir, warn=_warn) -> Optional[str]:
     """The checkpoint ``--resume`` continues from, or None.
 
     ``last_checkpoint`` names it when that file is complete; when it is
     missing, empty, or names an incomplete (e.g. truncated) file, the newest
-    complete checkpoint of ``work_dir`` is used, with a warning.
+    complete checkpoint of ``work_dir`` is used, with a warning (passed to
+    ``warn``).
     """
     work_dir = _abs(work_dir)
     pointer = os.path.join(work_dir, 'last_checkpoint')
@@ -258,19 +263,16 @@ def find_resume_checkpoint(work_dir) -> Optional[str]:
         problem = checkpoint_problem(named)
         if problem is None:
             return named
-        print_log(f'the newest checkpoint {_abs(named)} (named in '
-                  f'{pointer}) is unusable: {problem}; looking for the '
-                  'previous complete one', logger='current',
-                  level=logging.WARNING)
+        warn(f'the newest checkpoint {_abs(named)} (named in {pointer}) '
+             f'is unusable: {problem}; looking for the previous complete '
+             'one')
     for cand in _candidates(work_dir):
         if named is not None and _abs(cand) == _abs(named):
             continue
         problem = checkpoint_problem(cand)
         if problem is None:
-            print_log(f'resuming from {cand}, the newest complete '
-                      f'checkpoint in {work_dir}', logger='current',
-                      level=logging.WARNING)
+            warn(f'resuming from {cand}, the newest complete checkpoint in '
+                 f'{work_dir}')
             return cand
-        print_log(f'skipping {cand}: {problem}', logger='current',
-                  level=logging.WARNING)
+        warn(f'skipping {cand}: {problem}')
     return None

@@ -77,13 +77,20 @@ def make_tiles(root, n_train=4, n_val=2, size=32, seed=0, nan_block=False,
 
 
 def train_options(data_root, iters, interval=1, val=True):
-    opts = [
+    """--cfg-options of a short run of the demo config on ``data_root``;
+    without ``val`` there is no validation at all."""
+    if val:
+        val_opts = [f'val_dataloader.dataset.data_root={data_root}',
+                    'val_dataloader.batch_size=2']
+    else:
+        val_opts = ['val_dataloader=None', 'val_cfg=None',
+                    'val_evaluator=None']
+    opts = val_opts + [
         f'train_dataloader.dataset.data_root={data_root}',
-        f'val_dataloader.dataset.data_root={data_root}',
         f'test_dataloader.dataset.data_root={data_root}',
-        'train_dataloader.batch_size=2', 'val_dataloader.batch_size=2',
+        'train_dataloader.batch_size=2',
         f'train_cfg.max_iters={iters}',
-        f'train_cfg.val_interval={iters if val else 10 ** 6}',
+        f'train_cfg.val_interval={iters}',
         f'default_hooks.checkpoint.interval={interval}',
         'default_hooks.checkpoint.save_best=None',
         'default_hooks.checkpoint.max_keep_ckpts=-1',

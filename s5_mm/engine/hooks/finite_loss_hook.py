@@ -23,6 +23,21 @@ class FiniteLossHook(Hook):
     """
     priority = 'ABOVE_NORMAL'
 
+    def before_train(self, runner) -> None:
+        # a resumed message hub names the checkpoint as it was saved, maybe
+        # in another folder: report the file this run started from instead
+        self._start = runner.message_hub.get_info('last_ckpt')
+        cfg = getattr(runner, 'cfg', None) or {}
+        self._resumed = cfg.get('load_from') if cfg.get('resume') else None
+
+    def _last_checkpoint(self, runner) -> str:
+        last = runner.message_hub.get_info('last_ckpt')
+        if last == getattr(self, '_start', None):
+            last = getattr(self, '_resumed', None)
+        if not last:
+            return 'none saved by this run'
+        return last if '://' in last else osp.abspath(last)
+
     def after_train_iter(self, runner, batch_idx: int,
                          data_batch: Optional[dict] = None,
                          outputs: Optional[dict] = None) -> None:
@@ -38,11 +53,8 @@ class FiniteLossHook(Hook):
             if not math.isfinite(value):
                 bad[key] = value
         if bad:
-            last = runner.message_hub.get_info('last_ckpt')
-            if last and '://' not in last:
-                last = osp.abspath(last)
             raise FloatingPointError(
                 f'non-finite loss at iteration {runner.iter + 1}: {bad}; '
                 'training stopped before saving (lower the learning rate, '
                 'enable gradient clipping or check the inputs); last '
-                f'checkpoint: {last or "none saved in this run"}')
+                f'checkpoint: {self._last_checkpoint(runner)}')
