@@ -43,8 +43,8 @@ def test_failed_run_keeps_earlier_output(seg, tmp_path):
         f.write(data[:len(data) // 2])
     with pytest.raises(OSError) as exc:
         run(seg, [','.join(files)], out, '--confidence', '--quicklook')
-    assert os.path.abspath(files[2]) in last_line(exc.value)
     assert snapshot(out) == before  # same bytes, no temporary file left
+    assert os.path.abspath(files[2]) in last_line(exc.value)
 
 
 def test_two_scenes_with_one_output_name_are_refused(seg, tmp_path):
