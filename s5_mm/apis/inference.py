@@ -164,8 +164,8 @@ def _check_band_count(model, stack: RasterStack) -> None:
     mean = getattr(model.data_preprocessor, 'mean', None)
     if mean is not None and mean.numel() != stack.count:
         raise ValueError(f'the model normalises {mean.numel()} bands '
-                         f'(data_preprocessor mean) but {stack.abs_paths} gives '
-                         f'{stack.count}; select bands with `bands`')
+                         f'(data_preprocessor mean) but {stack.abs_paths} '
+                         f'gives {stack.count}; select bands with `bands`')
 
 
 def _palette(model) -> Optional[list]:

@@ -18,8 +18,8 @@ def compute_band_stats(scenes: Sequence, bands: Optional[Sequence[int]] = None,
     ``scenes``: each a raster path or a list of single-band files; all must
     give the same number of bands. A band's nodata pixels are left out of
     that band's statistics (non-finite values are nodata too, see
-    :class:`~s5_mm.geo.raster_stack.RasterStack`). Blocks are merged with Chan's update, so large
-    means do not cancel the variance.
+    :class:`~s5_mm.geo.raster_stack.RasterStack`). Blocks are merged with
+    Chan's update, so large means do not cancel the variance.
     """
     n = mean = m2 = None
     files = []
