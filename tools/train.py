@@ -2,6 +2,13 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
                           [--cfg-options k=v ...] [--launcher pytorch]
+
+--resume without CKPT continues from the work dir's last_checkpoint, or, if
+that file is truncated or missing, from the newest complete checkpoint (with
+a warning); with none it says so and starts a fresh run. Every run stops at
+the first non-finite loss before saving, and checkpoints are written under a
+temporary name then renamed (s5_mm.utils.build_runner). Unknown top-level
+--cfg-options keys and missing data roots fail naming the key or folder.
 """
 import argparse
 import importlib.util

@@ -216,6 +216,9 @@ def load_checked(model, path, allow_partial: bool = False,
         n_bad = len(set(fit.missing) | set(fit.mismatched))
         text = (f'{n_bad} of {fit.total} model weights are not in the '
                 f'checkpoint or do not fit: {fit.summary()}')
+        if fit.unexpected:
+            tops = sorted({k.split('.', 1)[0] + '.*' for k in fit.unexpected})
+            text += f' (the checkpoint has unused weights under {tops})'
         if not allow_partial:
             raise CheckpointError(
                 f'{text}. The model would run on random weights there; '

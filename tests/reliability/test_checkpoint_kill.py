@@ -22,7 +22,7 @@ def _train_and_die(kill_at, argv):
     put = LocalBackend.put
 
     def put_and_die(self, obj, filepath):
-        if kill_at == 'checkpoint' and 'iter_2' in str(filepath):
+        if kill_at.startswith('checkpoint') and 'iter_2' in str(filepath):
             with open(filepath, 'wb') as f:
                 f.write(obj[:len(obj) // 2])
             os.kill(os.getpid(), signal.SIGKILL)
@@ -68,15 +68,20 @@ def complete(path):
 
 
 def test_sigkill_while_saving_then_resume(tmp_path):
-    """Killed while writing the iteration-2 checkpoint, or the
-    last_checkpoint file naming it (one forked training process each)."""
+    """Killed while writing the iteration-2 checkpoint (also with
+    max_keep_ckpts=1), or the last_checkpoint file naming it (one forked
+    training process each)."""
     data = make_tiles(tmp_path / 'tiles', n_train=2, n_val=1)
     # forked: a real process to kill, without a fresh interpreter's imports
     fork = multiprocessing.get_context('fork')
+    # keep1: with max_keep_ckpts=1 mmengine removed iter_1 before writing
+    # iter_2, so the kill left no checkpoint at all
+    cases = dict(checkpoint=[], pointer=[], checkpoint_keep1=[
+        'default_hooks.checkpoint.max_keep_ckpts=1'])
     procs = {}
-    for kill_at in ('checkpoint', 'pointer'):
+    for kill_at, extra in cases.items():
         argv = [CONFIG, '--work-dir', str(tmp_path / kill_at),
-                '--cfg-options'] + train_options(data, 3, val=False)
+                '--cfg-options'] + train_options(data, 3, val=False) + extra
         procs[kill_at] = fork.Process(target=_train_and_die,
                                       args=(kill_at, argv))
         procs[kill_at].start()
@@ -91,13 +96,14 @@ def test_sigkill_while_saving_then_resume(tmp_path):
         assert pointer == str(work / 'iter_1.pth') and complete(pointer)
         left = [p.name for p in work.glob('.*')]
         assert all('.partial-' in n for n in left)
-        if kill_at == 'checkpoint':
+        if kill_at.startswith('checkpoint'):
             assert any(n.startswith('.iter_2.pth.partial-') for n in left)
             assert finals == [work / 'iter_1.pth']
         # --resume continues from the complete checkpoint
         load_tool('train.py').main([CONFIG, '--work-dir', str(work),
                                     '--resume', '--cfg-options'] +
-                                   train_options(data, 3, val=False))
+                                   train_options(data, 3, val=False) +
+                                   cases[kill_at])
         ckpt = torch.load(work / 'iter_3.pth', map_location='cpu',
                           weights_only=True)
         assert ckpt['meta']['iter'] == 3
@@ -106,5 +112,7 @@ def test_sigkill_while_saving_then_resume(tmp_path):
         assert not list(work.glob('.*'))  # the unfinished write was cleared
         assert (work / 'last_checkpoint').read_text() == str(
             work / 'iter_3.pth')
+        if cases[kill_at]:  # the older ones removed after iter_3 was in
+            assert sorted(work.glob('*.pth')) == [work / 'iter_3.pth']
 
 
