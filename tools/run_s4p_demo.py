@@ -26,8 +26,11 @@ import statistics
 import time
 from pathlib import Path
 
-# tools/ is this script's folder, so on sys.path
+# tools/ is this script's folder, so on sys.path (the import also stops a
+# python without the project's environment, naming .venv/bin/python)
 from dataset_converters.prepare_landcover import prepare_landcover
+
+from s5_mm.utils.cli import positive_int, unit_fraction
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,9 +43,9 @@ def parse_args(argv=None):
     p.add_argument('--work-dir', default='work_dirs/s4p_demo')
     p.add_argument('--data-root', default='data/landcover_nc')
     p.add_argument('--regime', choices=['tiles', 'sparse'], default='tiles')
-    p.add_argument('--labelled-every', type=int, default=10)
-    p.add_argument('--pixel-fraction', type=float, default=0.01)
-    p.add_argument('--iters', type=int, default=None,
+    p.add_argument('--labelled-every', type=positive_int, default=10)
+    p.add_argument('--pixel-fraction', type=unit_fraction, default=0.01)
+    p.add_argument('--iters', type=positive_int, default=None,
                    help='training steps (default: the configs\')')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--methods', nargs='+', default=['supervised', 's4p'],
@@ -53,12 +56,37 @@ def parse_args(argv=None):
                    help='supervised-only config (default: the demo\'s)')
     p.add_argument('--cfg-options', nargs='*', default=[],
                    help='key=value overrides for the S4P config only')
-    p.add_argument('--jobs', type=int, default=min(2, os.cpu_count() or 1),
+    p.add_argument('--jobs', type=positive_int,
+                   default=min(2, os.cpu_count() or 1),
                    help='runs in parallel processes (default: 2), the CPU '
                    'threads split between them')
     p.add_argument('--src', default=None, help='folder with the scene files')
     p.add_argument('--no-fetch', action='store_true')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    check_args(p, args)
+    return args
+
+
+def check_args(parser, args):
+    """Config files exist, --cfg-options are ``key=value`` with keys the S4P
+    config has (at the top level), seeds are not repeated."""
+    for opt, path in (('--s4p-config', args.s4p_config),
+                      ('--sup-config', args.sup_config)):
+        if not Path(path).is_file():
+            parser.error(f'{opt}: config not found: '
+                         f'{Path(path).resolve()}')
+    bad = [o for o in args.cfg_options if '=' not in o or o.startswith('=')]
+    if bad:
+        parser.error(f'--cfg-options expects key=value, got {bad}')
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f'--seeds repeats a seed: {args.seeds}')
+    if args.cfg_options:
+        from s5_mm.utils.config import check_cfg_options, load_config
+        try:
+            check_cfg_options(load_config(args.s4p_config),
+                              parse_options(args.cfg_options))
+        except KeyError as e:
+            parser.error(e.args[0])
 
 
 def make_splits(data_root, regime, every, fraction):

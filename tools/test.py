@@ -1,25 +1,45 @@
 """Test (evaluate) a checkpoint with an MM config (MMSeg/MMDet/MMRotate scope).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR]
-                         [--tta] [--out PATH] [--cfg-options k=v ...]
-                         [--launcher pytorch]
+                         [--tta] [--out PATH] [--allow-partial]
+                         [--cfg-options k=v ...] [--launcher pytorch]
+
+A checkpoint whose weights do not cover the model (missing prefixes, other
+shapes) is refused unless --allow-partial.
 
 --out: segmentation configs write per-image prediction maps into the PATH
 folder; detection configs dump the raw results to the PATH pickle.
 """
 import argparse
+import importlib.util
 import os
 import os.path as osp
+import sys
 
-from mmengine.config import Config, ConfigDict, DictAction
+# a python without the project's packages (not the virtual environment)
+if not all(importlib.util.find_spec(m) for m in ('torch', 'mmengine',
+                                                 's5_mm')):
+    sys.exit(f'{sys.executable} lacks torch / mmengine / s5_mm: run the '
+             'tools with the project environment, e.g. '
+             f'.venv/bin/python {" ".join(sys.argv)}')
 
-from s5_mm.utils import build_runner, prepare_scope
+from mmengine.config import ConfigDict, DictAction  # noqa: E402
+
+from s5_mm.utils import build_runner, prepare_scope  # noqa: E402
+from s5_mm.utils.checkpoint import check_checkpoint_file  # noqa: E402
+from s5_mm.utils.checkpoint import load_checked  # noqa: E402
+from s5_mm.utils.config import (load_config, merge_cfg_options,  # noqa: E402
+                                resolve_data_roots)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test a s5_mm model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--allow-partial', action='store_true',
+        help='use a checkpoint that lacks some model weights or has other '
+        'shapes (those stay randomly initialised); refused by default')
     parser.add_argument('--work-dir', help='directory for the metric logs')
     parser.add_argument(
         '--show-dir', help='directory where painted predictions are saved')
@@ -95,18 +115,16 @@ def _enable_tta(cfg):
 
 
 def build_test_cfg(args):
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
-    cfg.load_from = args.checkpoint
+    cfg.load_from = check_checkpoint_file(args.checkpoint)
+    resolve_data_roots(cfg, ['test_dataloader'])
     task = prepare_scope(cfg)
     if args.show or args.show_dir:
         _enable_visualization(cfg, args, task)
@@ -121,6 +139,8 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = build_test_cfg(args)
     runner = build_runner(cfg)
+    # refuse before testing random weights; the Runner loads it again
+    load_checked(runner.model, cfg.load_from, args.allow_partial)
     return runner.test()
 
 

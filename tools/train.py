@@ -2,16 +2,36 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
                           [--cfg-options k=v ...] [--launcher pytorch]
+
+--resume without CKPT continues from the work dir's last_checkpoint, or, if
+that file is truncated or missing, from the newest complete checkpoint (with
+a warning); with none it says so and starts a fresh run. Every run stops at
+the first non-finite loss before saving, and checkpoints are written under a
+temporary name then renamed (s5_mm.utils.build_runner). Unknown top-level
+--cfg-options keys and missing data roots fail naming the key or folder.
 """
 import argparse
+import importlib.util
 import logging
 import os
 import os.path as osp
+import sys
 
-from mmengine.config import Config, DictAction
-from mmengine.logging import print_log
+# a python without the project's packages (not the virtual environment)
+if not all(importlib.util.find_spec(m) for m in ('torch', 'mmengine',
+                                                 's5_mm')):
+    sys.exit(f'{sys.executable} lacks torch / mmengine / s5_mm: run the '
+             'tools with the project environment, e.g. '
+             f'.venv/bin/python {" ".join(sys.argv)}')
 
-from s5_mm.utils import build_runner, prepare_scope
+from mmengine.config import DictAction  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
+
+from s5_mm.utils import build_runner, prepare_scope  # noqa: E402
+from s5_mm.utils.checkpoint import (check_checkpoint_file,  # noqa: E402
+                                    find_resume_checkpoint)
+from s5_mm.utils.config import (load_config, merge_cfg_options,  # noqa: E402
+                                resolve_data_roots)
 
 
 def parse_args(argv=None):
@@ -38,11 +58,44 @@ def parse_args(argv=None):
     return args
 
 
-def build_train_cfg(args):
-    cfg = Config.fromfile(args.config)
+def _is_local(path) -> bool:
+    return isinstance(path, str) and '://' not in path
+
+
+def set_resume(cfg, resume, notes):
+    """``--resume`` (``'auto'``: the work dir's newest complete checkpoint)
+    or ``--resume CKPT``; with nothing to resume from, say so and start a
+    fresh run (with the config's ``load_from``, as a run without --resume).
+    Warnings go to ``notes`` (for the run's log) and the console."""
+
+    def warn(msg):
+        notes.append(msg)
+        print_log(msg, logger='current', level=logging.WARNING)
+
+    if resume is None:
+        return
+    if resume != 'auto':
+        cfg.resume = True
+        cfg.load_from = (check_checkpoint_file(resume, '--resume checkpoint')
+                         if _is_local(resume) else resume)
+        return
+    ckpt = find_resume_checkpoint(cfg.work_dir, warn)
+    if ckpt is None:
+        warn(f'--resume: no checkpoint to resume from in '
+             f'{osp.abspath(cfg.work_dir)} (no last_checkpoint and no '
+             'complete .pth file): training starts from iteration 0')
+        cfg.resume = False
+        return
+    cfg.resume = True
+    cfg.load_from = ckpt
+
+
+def build_train_cfg(args, notes=None):
+    """The config of a run; warnings about it are appended to ``notes``."""
+    notes = [] if notes is None else notes
+    cfg = load_config(args.config)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
@@ -58,20 +111,25 @@ def build_train_cfg(args):
                 f'--amp needs optim_wrapper.type OptimWrapper, got {wrapper}')
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
+    set_resume(cfg, args.resume, notes)
+    if not cfg.get('resume') and _is_local(cfg.get('load_from')):
+        cfg.load_from = check_checkpoint_file(cfg.load_from,
+                                              'load_from checkpoint')
+    loaders = ['train_dataloader']
+    if cfg.get('val_cfg') and cfg.get('val_dataloader'):
+        loaders.append('val_dataloader')
+    resolve_data_roots(cfg, loaders)
     prepare_scope(cfg)
     return cfg
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = build_train_cfg(args)
+    notes = []
+    cfg = build_train_cfg(args, notes)
     runner = build_runner(cfg)
+    for note in notes:  # into the run's log file too
+        runner.logger.warning(note)
     runner.train()
 
 

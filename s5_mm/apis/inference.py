@@ -44,6 +44,8 @@ class SceneInferenceOptions:
         if self.merge not in MERGE_MODES:
             raise ValueError(f'merge must be one of {MERGE_MODES}, '
                              f'got {self.merge!r}')
+        if self.batch_size < 1:
+            raise ValueError(f'batch_size must be >= 1, got {self.batch_size}')
         if not 0 < self.stride <= self.tile_size:
             raise ValueError(f'need 0 < stride <= tile_size, got '
                              f'stride={self.stride}, '
@@ -102,7 +104,9 @@ def infer_scene(model, scene, out_path, *, tile_size: int, stride: int,
             in eval mode on its device.
         scene: a raster path, or a list of single-band files (one per band).
         out_path: class map (uint8, nodata 255 where any input band is
-            nodata; tiled, deflate-compressed, source CRS and transform).
+            nodata or non-finite; tiled, deflate-compressed, source CRS and
+            transform). Outputs are written under temporary names and
+            renamed when complete: a failed run leaves earlier files alone.
         tile_size / stride: window size and step (``stride <= tile_size``).
         batch_size: windows per forward pass.
         bands: 1-based bands of a multi-band scene to use, in order.
@@ -141,6 +145,9 @@ def infer_scene(model, scene, out_path, *, tile_size: int, stride: int,
         with rasterio.Env(GDAL_CACHEMAX=int(gdal_cache_mb) * 2**20), \
                 torch.no_grad(), RasterStack(scene, bands, nodata) as stack:
             _check_band_count(model, stack)
+            # a truncated or corrupt input fails here, before any output
+            # exists (outputs are written under temporary names anyway)
+            stack.probe()
             result = predict_scene(model, stack, out_path, opts)
             result['quicklook'] = None
             if quicklook_png is not None:
@@ -157,8 +164,8 @@ def _check_band_count(model, stack: RasterStack) -> None:
     mean = getattr(model.data_preprocessor, 'mean', None)
     if mean is not None and mean.numel() != stack.count:
         raise ValueError(f'the model normalises {mean.numel()} bands '
-                         f'(data_preprocessor mean) but {stack.paths} gives '
-                         f'{stack.count}; select bands with `bands`')
+                         f'(data_preprocessor mean) but {stack.abs_paths} '
+                         f'gives {stack.count}; select bands with `bands`')
 
 
 def _palette(model) -> Optional[list]:

@@ -12,6 +12,10 @@ e.g. EPSG:32119 (NAD83) and EPSG:3358 (NAD83(HARN)), both NC State Plane in
 metres: such tags describe the same pixel grid to well under a pixel. The
 first file's CRS is then used and a UserWarning is issued. Anything else
 raises.
+
+Non-finite values (NaN, +-inf) of float bands are nodata wherever they occur,
+whether or not the file declares a nodata value: archive imagery often has
+NaN borders. Errors name the absolute path of the offending file.
 """
 from __future__ import annotations
 
@@ -65,6 +69,32 @@ def _as_paths(src) -> list:
     return paths
 
 
+def _abs(path) -> str:
+    return os.path.abspath(os.fspath(path))
+
+
+def check_same_grid(ref_path, ref, path, ds, what: str = 'band stack'
+                    ) -> None:
+    """Raise unless open datasets ``ds`` and ``ref`` share size, geotransform
+    and CRS (see :func:`same_grid_crs`); messages name both files. Warns
+    when only the datum realisation of the CRS tags differs."""
+    if (ds.width, ds.height) != (ref.width, ref.height):
+        raise ValueError(
+            f'size mismatch in {what}: {_abs(path)} is {ds.width}x'
+            f'{ds.height}, {_abs(ref_path)} is {ref.width}x{ref.height}')
+    if not _same_transform(ds.transform, ref.transform):
+        raise ValueError(f'geotransform mismatch in {what}: {_abs(path)} '
+                         f'{tuple(ds.transform)[:6]} vs {_abs(ref_path)} '
+                         f'{tuple(ref.transform)[:6]}')
+    if not same_grid_crs(ds.crs, ref.crs):
+        raise ValueError(f'CRS mismatch in {what}: {_abs(path)} ({ds.crs}) '
+                         f'vs {_abs(ref_path)} ({ref.crs})')
+    if ds.crs != ref.crs:
+        warnings.warn(f'{_abs(path)} is tagged {ds.crs}, {_abs(ref_path)} '
+                      f'{ref.crs}: same projection, datum realisation '
+                      f'differs; using {ref.crs}')
+
+
 def _nodata_fits(value: float, dtype: np.dtype) -> bool:
     if value is None:
         return True
@@ -101,11 +131,16 @@ class RasterStack:
         try:
             for p in self.paths:
                 if not os.path.isfile(p):
-                    raise FileNotFoundError(f'raster file not found: {p}')
+                    raise FileNotFoundError(
+                        f'raster file not found: {_abs(p)}')
+                if os.path.getsize(p) == 0:
+                    raise OSError(f'cannot read raster {_abs(p)}: the file '
+                                  'is empty (0 bytes)')
                 try:
                     self._datasets.append(rasterio.open(p))
                 except rasterio.errors.RasterioIOError as e:
-                    raise OSError(f'cannot read raster {p}: {e}') from e
+                    raise OSError(
+                        f'{e}; cannot read raster {_abs(p)}') from e
             self._setup(bands, nodata)
         except Exception:
             self.close()
@@ -121,8 +156,9 @@ class RasterStack:
                     f'instead: {self.paths}')
             for p, ds in zip(self.paths, self._datasets):
                 if ds.count != 1:
-                    raise ValueError(f'{p} has {ds.count} bands; a band stack '
-                                     'needs one single-band file per band')
+                    raise ValueError(f'{_abs(p)} has {ds.count} bands; a band '
+                                     'stack needs one single-band file per '
+                                     'band')
             self._check_grid()
             self._band_src = [(ds, 1) for ds in self._datasets]
         else:
@@ -132,7 +168,7 @@ class RasterStack:
             bad = [b for b in bands if not 1 <= b <= first.count]
             if bad:
                 raise ValueError(f'band indexes {bad} out of range 1..'
-                                 f'{first.count} for {self.paths[0]}')
+                                 f'{first.count} for {_abs(self.paths[0])}')
             self._band_src = [(first, b) for b in bands]
         self.width, self.height = first.width, first.height
         self.count = len(self._band_src)
@@ -149,26 +185,28 @@ class RasterStack:
                            None)
         if not _nodata_fits(self.nodata, self.dtype):
             raise ValueError(f'nodata {self.nodata} does not fit the common '
-                             f'dtype {self.dtype} of {self.paths}')
+                             f'dtype {self.dtype} of {self.abs_paths}')
+
+    @property
+    def abs_paths(self) -> list:
+        return [_abs(p) for p in self.paths]
 
     def _check_grid(self):
         ref_p, ref = self.paths[0], self._datasets[0]
         for p, ds in zip(self.paths[1:], self._datasets[1:]):
-            if (ds.width, ds.height) != (ref.width, ref.height):
-                raise ValueError(
-                    f'size mismatch in band stack: {p} is {ds.width}x'
-                    f'{ds.height}, {ref_p} is {ref.width}x{ref.height}')
-            if not _same_transform(ds.transform, ref.transform):
-                raise ValueError(f'geotransform mismatch in band stack: {p} '
-                                 f'{tuple(ds.transform)[:6]} vs {ref_p} '
-                                 f'{tuple(ref.transform)[:6]}')
-            if not same_grid_crs(ds.crs, ref.crs):
-                raise ValueError(f'CRS mismatch in band stack: {p} ({ds.crs}) '
-                                 f'vs {ref_p} ({ref.crs})')
-            if ds.crs != ref.crs:
-                warnings.warn(f'{p} is tagged {ds.crs}, {ref_p} {ref.crs}: '
-                              'same projection, datum realisation differs; '
-                              f'using {ref.crs}')
+            check_same_grid(ref_p, ref, p, ds)
+
+    def check_same_grid_as(self, other: 'RasterStack',
+                           what: str = 'image and label rasters') -> None:
+        """Raise unless ``other`` lies on this stack's pixel grid."""
+        check_same_grid(self.paths[0], self._datasets[0], other.paths[0],
+                        other._datasets[0], what)
+
+    def probe(self) -> None:
+        """Read the last row of every selected band, so that a truncated
+        file (its tail is what goes missing) fails before any output is
+        written; costs one row of blocks."""
+        self.read(Window(0, self.height - 1, self.width, 1))
 
     # reading -----------------------------------------------------------
     def full_window(self) -> Window:
@@ -182,8 +220,10 @@ class RasterStack:
         (default: the common dtype) with every band's own nodata replaced by
         :attr:`nodata` (so a stack of files with different nodata values can
         be written as one raster); ``invalid`` is a ``(C, h, w)`` bool array,
-        True where a band is nodata or (``boundless``) outside the raster.
-        Outside pixels hold :attr:`nodata`, or 0 when there is none.
+        True where a band is nodata (its nodata value, or non-finite) or
+        (``boundless``) outside the raster. Outside pixels hold
+        :attr:`nodata`, or 0 when there is none; non-finite pixels hold
+        :attr:`nodata`, or NaN when there is none (float ``dtype``).
         """
         window = window or self.full_window()
         dtype = np.dtype(dtype or self.dtype)
@@ -205,29 +245,52 @@ class RasterStack:
         r0 = int(inner.row_off - window.row_off)
         c0 = int(inner.col_off - window.col_off)
         ih, iw = int(inner.height), int(inner.width)
-        if len(self._datasets) == 1:  # one call decodes each block once
-            arrays = self._datasets[0].read([b for _, b in self._band_src],
-                                            window=inner)
-        else:
-            arrays = [ds.read(b, window=inner) for ds, b in self._band_src]
+        arrays = self._read_bands(inner)
+        # non-finite pixels of a stack without nodata stay NaN in float
+        # output, so tiles written from it keep them marked
+        nan_fill = (self.nodata is None and dtype.kind == 'f')
         for i, band in enumerate(arrays):
             bad = self._nodata_mask(band, self.band_nodata[i])
             out = data[i, r0:r0 + ih, c0:c0 + iw]
             out[...] = band
             if bad is not None:
-                out[bad] = fill
+                out[bad] = np.nan if nan_fill else fill
                 invalid[i, r0:r0 + ih, c0:c0 + iw] = bad
             else:
                 invalid[i, r0:r0 + ih, c0:c0 + iw] = False
         return data, invalid
 
+    def _read_bands(self, window: Window) -> list:
+        if len(self._datasets) == 1:  # one call decodes each block once
+            calls = [(self.paths[0], self._datasets[0],
+                      [b for _, b in self._band_src])]
+        else:
+            calls = [(p, ds, b) for p, (ds, b) in zip(self.paths,
+                                                      self._band_src)]
+        arrays = []
+        for path, ds, bands in calls:
+            try:
+                got = ds.read(bands, window=window)
+            except rasterio.errors.RasterioError as e:
+                # GDAL's own message names no file ("Read failed")
+                raise OSError(
+                    f'{e} (rows {int(window.row_off)}..'
+                    f'{int(window.row_off + window.height)}); cannot read '
+                    f'raster {_abs(path)}: truncated or corrupt?') from e
+            arrays.extend(got if isinstance(bands, list) else [got])
+        return arrays
+
     @staticmethod
     def _nodata_mask(band, nodata):
-        if nodata is None:
-            return None
-        if np.isnan(nodata):
-            return np.isnan(band) if band.dtype.kind == 'f' else None
-        return band == nodata
+        """Pixels that are nodata: the nodata value and, for float bands,
+        every non-finite value."""
+        bad = None
+        if band.dtype.kind == 'f':
+            bad = ~np.isfinite(band)
+        if nodata is None or np.isnan(nodata):
+            return bad
+        eq = band == nodata
+        return eq if bad is None else eq | bad
 
     def profile(self, **overrides) -> dict:
         """A GeoTIFF profile of the stack's grid, updated by ``overrides``."""

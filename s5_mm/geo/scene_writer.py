@@ -28,6 +28,8 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from s5_mm.utils.atomic import atomic_output, commit, discard, partial_path
+
 from .raster_stack import RasterStack
 from .windows import center_bounds, window_offsets
 
@@ -136,6 +138,11 @@ class SceneOutputs:
     ``<stem>_entropy.tif`` (softmax entropy in nats) beside it are float32
     with nodata NaN. A one-logit (binary) head gives class ``p > threshold``
     (default 0.5) with ``p`` its sigmoid.
+
+    The files are written under hidden temporary names in the same folder
+    and renamed to ``paths`` by :meth:`commit` (a ``with`` block commits when
+    it ends without an error); :meth:`close` without a commit removes them,
+    so a failed run leaves earlier outputs of the same names untouched.
     """
 
     def __init__(self, stack: RasterStack, out_path, *,
@@ -150,14 +157,17 @@ class SceneOutputs:
         }
         self.threshold = 0.5 if threshold is None else threshold
         self._dsts: Dict[str, rasterio.io.DatasetWriter] = {}
+        self._partials: Dict[str, str] = {}
+        self.committed = False
         kinds = (('classes', 'uint8', CLASS_NODATA),
                  ('confidence', 'float32', float('nan')),
                  ('entropy', 'float32', float('nan')))
         try:
             for key, dtype, nodata in kinds:
                 if self.paths[key] is not None:
+                    self._partials[key] = partial_path(self.paths[key])
                     self._dsts[key] = rasterio.open(
-                        self.paths[key], 'w',
+                        self._partials[key], 'w',
                         **self._profile(stack, dtype, nodata, block_size))
         except BaseException:
             self.close()
@@ -198,16 +208,34 @@ class SceneOutputs:
             ent[invalid] = np.nan
             ent_dst.write(ent.astype(np.float32), 1, window=window)
 
-    def close(self) -> None:
+    def commit(self) -> Dict[str, Optional[str]]:
+        """Close the files and move them onto their final names."""
         for dst in self._dsts.values():
             dst.close()
         self._dsts = {}
+        for key, tmp in self._partials.items():
+            commit(tmp, self.paths[key], sync=False)
+        self._partials = {}
+        self.committed = True
+        return dict(self.paths)
+
+    def close(self) -> None:
+        """Close the files; without a :meth:`commit`, delete them."""
+        for dst in self._dsts.values():
+            dst.close()
+        self._dsts = {}
+        for tmp in self._partials.values():
+            discard(tmp)
+        self._partials = {}
 
     def __enter__(self) -> 'SceneOutputs':
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.close()
 
 
 class HaloSpill:
@@ -377,5 +405,6 @@ def write_quicklook(class_map, png_path, palette=None, num_classes=None,
     lut[:len(palette)] = np.asarray(palette, np.uint8)[:256]
     lut[CLASS_NODATA] = 0
     Path(png_path).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(lut[cls]).save(png_path)
+    with atomic_output(png_path) as tmp:
+        Image.fromarray(lut[cls]).save(tmp, format='PNG')
     return os.fspath(png_path)

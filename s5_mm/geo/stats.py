@@ -1,4 +1,5 @@
-"""Per-band mean/std over rasters, skipping nodata, read block by block."""
+"""Per-band mean/std over rasters, skipping nodata (and NaN / inf), read
+block by block."""
 from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple
@@ -16,19 +17,22 @@ def compute_band_stats(scenes: Sequence, bands: Optional[Sequence[int]] = None,
 
     ``scenes``: each a raster path or a list of single-band files; all must
     give the same number of bands. A band's nodata pixels are left out of
-    that band's statistics. Blocks are merged with Chan's update, so large
-    means do not cancel the variance.
+    that band's statistics (non-finite values are nodata too, see
+    :class:`~s5_mm.geo.raster_stack.RasterStack`). Blocks are merged with
+    Chan's update, so large means do not cancel the variance.
     """
     n = mean = m2 = None
+    files = []
     for scene in scenes:
         with RasterStack(scene, bands=bands, nodata=nodata) as stack:
+            files += stack.abs_paths
             if n is None:
                 n = np.zeros(stack.count)
                 mean = np.zeros(stack.count)
                 m2 = np.zeros(stack.count)
             elif stack.count != len(n):
-                raise ValueError(f'{stack.paths} has {stack.count} bands, '
-                                 f'earlier scenes {len(n)}')
+                raise ValueError(f'{stack.abs_paths} has {stack.count} '
+                                 f'bands, earlier scenes {len(n)}')
             for r in range(0, stack.height, block):
                 for c in range(0, stack.width, block):
                     win = Window(c, r, min(block, stack.width - c),
@@ -49,6 +53,7 @@ def compute_band_stats(scenes: Sequence, bands: Optional[Sequence[int]] = None,
         raise ValueError('no scenes given')
     empty = [i + 1 for i in range(len(n)) if n[i] == 0]
     if empty:
-        raise ValueError(f'bands {empty} have no valid pixels')
+        raise ValueError(f'bands {empty} have no valid pixels (all nodata '
+                         f'or non-finite) in {files}')
     std = np.sqrt(m2 / n)
     return mean.tolist(), std.tolist(), n.astype(int).tolist()

@@ -1,5 +1,5 @@
 """Runner set-up for tools/train.py and tools/test.py: scope dispatch,
-gloo DDP without CUDA, runner building.
+gloo DDP without CUDA, the safety hooks, runner building.
 
 A config's ``default_scope`` ('mmseg', 'mmdet' or 'mmrotate') decides which
 toolbox's registries resolve its types; s5_mm registers into all of them on
@@ -62,9 +62,32 @@ def init_cpu_distributed(cfg):
     cfg.model_wrapper_cfg = wrapper
 
 
+CHECKPOINT_HOOK_TYPES = ('CheckpointHook', 'mmengine.CheckpointHook')
+
+
+def add_safety_hooks(cfg):
+    """Every training run gets ``FiniteLossHook`` (stop at the first NaN /
+    inf loss, before saving) unless the config lists it, and
+    ``AtomicCheckpointHook`` in place of mmengine's ``CheckpointHook`` (no
+    truncated checkpoint files); a config's own checkpoint hook class is
+    kept."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    names = [str(h.get('type', '')).split('.')[-1] for h in hooks]
+    if 'FiniteLossHook' not in names:
+        hooks.append(dict(type='FiniteLossHook'))
+    cfg.custom_hooks = hooks
+    ckpt = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if ckpt is not None and ckpt.get('type') in CHECKPOINT_HOOK_TYPES:
+        ckpt['type'] = 'AtomicCheckpointHook'
+    return cfg
+
+
 def build_runner(cfg):
-    """The config's ``runner_type`` if it names one, else mmengine's Runner."""
+    """The config's ``runner_type`` if it names one, else mmengine's Runner
+    (with :func:`add_safety_hooks`)."""
+    import s5_mm.engine.hooks  # noqa: F401  (registers the safety hooks)
     init_cpu_distributed(cfg)
+    add_safety_hooks(cfg)
     if 'runner_type' in cfg:
         from mmengine.registry import RUNNERS
         return RUNNERS.build(cfg)

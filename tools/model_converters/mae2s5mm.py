@@ -10,25 +10,50 @@ config builds (missing / unexpected / shape-mismatched keys). ``--strict``
 makes unknown or missing keys an error.
 """
 import argparse
+import importlib.util
+import sys
+from pathlib import Path
 
-# _common.py sits beside this script, so on sys.path when it runs
-from _common import add_output_args, load_checkpoint_state, save_conversion
 
-from s5_mm.models.utils.ckpt_convert import convert_mae
+def _sibling(name):
+    """``<name>.py`` beside this script, imported by path under its own
+    module name: tools/dataset_converters/ has a ``_common.py`` too, and one
+    process (a test run) may import both."""
+    key = f's5_mm_tools.model_converters.{name}'
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            key, Path(__file__).with_name(f'{name}.py'))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
+_common = _sibling('_common')  # stops a python without the environment
+add_output_args = _common.add_output_args
+load_checkpoint_state = _common.load_checkpoint_state
+save_conversion = _common.save_conversion
+
+from s5_mm.models.utils.ckpt_convert import convert_mae  # noqa: E402
+from s5_mm.utils.cli import positive_int  # noqa: E402
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('src', help='MAE / timm checkpoint')
     p.add_argument('dst', help='output .pth')
-    p.add_argument('--img-size', type=int, default=None,
+    p.add_argument('--img-size', type=positive_int, default=None,
                    help='resize pos_embed to this input size (default: keep '
                    'the source grid; S5ViT resizes it when loading)')
-    p.add_argument('--patch-size', type=int, default=16)
+    p.add_argument('--patch-size', type=positive_int, default=16)
     p.add_argument('--prefix', default='',
                    help="prefix for output keys, e.g. 'backbone.'")
     add_output_args(p)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.img_size and args.img_size % args.patch_size:
+        p.error(f'--img-size {args.img_size} is not a multiple of '
+                f'--patch-size {args.patch_size}')
+    return args
 
 
 def main(argv=None):
@@ -39,7 +64,7 @@ def main(argv=None):
         grid = (args.img_size // args.patch_size, ) * 2
     result = convert_mae(state, grid_size=grid, prefix=args.prefix)
     save_conversion(result, args.src, args.dst, 'mae', args.config,
-                    args.strict)
+                    args.strict, args.allow_partial)
 
 
 if __name__ == '__main__':

@@ -12,12 +12,31 @@ keys are printed; with ``--config`` the result is also checked against the
 model the config builds (missing / unexpected / shape-mismatched keys).
 """
 import argparse
+import importlib.util
 import sys
+from pathlib import Path
 
-# _common.py sits beside this script, so on sys.path when it runs
-from _common import add_output_args, load_checkpoint_state, save_conversion
 
-from s5_mm.models.utils.ckpt_convert import convert_s5_official
+def _sibling(name):
+    """``<name>.py`` beside this script, imported by path under its own
+    module name: tools/dataset_converters/ has a ``_common.py`` too, and one
+    process (a test run) may import both."""
+    key = f's5_mm_tools.model_converters.{name}'
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            key, Path(__file__).with_name(f'{name}.py'))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
+_common = _sibling('_common')  # stops a python without the environment
+add_output_args = _common.add_output_args
+load_checkpoint_state = _common.load_checkpoint_state
+save_conversion = _common.save_conversion
+
+from s5_mm.models.utils.ckpt_convert import convert_s5_official  # noqa: E402
 
 
 def _names(text):
@@ -56,7 +75,7 @@ def main(argv=None):
         target_expert_names=args.target_expert_names, name_map=name_map,
         unsuffixed_decoder=args.unsuffixed_decoder)
     save_conversion(result, args.src, args.dst, 's5_official', args.config,
-                    args.strict)
+                    args.strict, args.allow_partial)
 
 
 if __name__ == '__main__':

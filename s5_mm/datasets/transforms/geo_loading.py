@@ -6,6 +6,10 @@ mean/std per band there (``MultiBandSegDataPreProcessor`` for other than 1 or
 3 bands; ``tools/band_stats.py`` prints the values). See :mod:`s5_mm.geo` for
 adapting a 3-band checkpoint to N bands.
 
+Non-finite pixels (NaN, inf) are nodata in both (see
+:class:`~s5_mm.geo.raster_stack.RasterStack`): masked in ``valid_mask`` and
+ignored in the labels, so they count in neither the loss nor the metric.
+
 Both transforms read only ``results['geo_window']`` when present (a rasterio
 ``Window`` or ``(col_off, row_off, width, height)``), so a dataset can sample
 crops of a large scene without reading all of it; outside the raster counts
@@ -13,6 +17,7 @@ as nodata.
 """
 from __future__ import annotations
 
+import os
 from typing import Optional, Sequence
 
 import numpy as np
@@ -20,8 +25,12 @@ import rasterio
 from mmcv.transforms import BaseTransform
 from rasterio.windows import Window
 
+from s5_mm.datasets.transforms.label_check import (CheckLabelRange,
+                                                  insert_label_check)
 from s5_mm.geo.raster_stack import RasterStack
 from s5_mm.registry import TRANSFORMS
+
+OUT_OF_RANGE_MODES = ('error', 'ignore')
 
 
 def _window(results) -> Optional[Window]:
@@ -83,7 +92,7 @@ class LoadGeoImageFromFile(BaseTransform):
             if (self.expected_bands is not None
                     and stack.count != self.expected_bands):
                 raise ValueError(f'expected {self.expected_bands} bands, got '
-                                 f'{stack.count} from {stack.paths}')
+                                 f'{stack.count} from {stack.abs_paths}')
             dtype = np.float32 if self.to_float32 else stack.dtype
             data, invalid = stack.read(window, boundless=window is not None,
                                        dtype=dtype)
@@ -123,46 +132,61 @@ class LoadGeoAnnotations(BaseTransform):
     ``results['valid_mask']`` is False. Then, as MMSeg's ``LoadAnnotations``,
     ``reduce_zero_label`` and ``label_map`` from ``results`` apply.
 
+    Labels at or beyond ``num_classes`` (outside ``ignore_index``) raise
+    naming the file and the values found (``CheckLabelRange``), or with
+    ``out_of_range='ignore'`` become ``ignore_index``. A dataset sets
+    ``num_classes`` from its class list (:func:`set_label_range`).
+
     Args:
         label_offset: integer added to the raw labels.
         ignore_index: value for ignored pixels.
         nodata: override the label raster's nodata value.
+        num_classes: class count for the range check (None: no check here).
+        out_of_range: ``'error'`` or ``'ignore'``.
     """
 
     def __init__(self, label_offset: int = 0, ignore_index: int = 255,
-                 nodata: Optional[float] = None):
+                 nodata: Optional[float] = None,
+                 num_classes: Optional[int] = None,
+                 out_of_range: str = 'error'):
+        if out_of_range not in OUT_OF_RANGE_MODES:
+            raise ValueError(f'out_of_range must be one of '
+                             f'{OUT_OF_RANGE_MODES}, got {out_of_range!r}')
         self.label_offset = int(label_offset)
         self.ignore_index = int(ignore_index)
         self.nodata = nodata
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.out_of_range = out_of_range
 
     def transform(self, results: dict) -> dict:
         path = results['seg_map_path']
         window = _window(results)
         with RasterStack(path, nodata=self.nodata) as stack:
             if stack.count != 1:
-                raise ValueError(f'label raster {path} has {stack.count} '
-                                 'bands, expected 1')
+                raise ValueError(f'label raster {os.path.abspath(path)} has '
+                                 f'{stack.count} bands, expected 1')
             raw, invalid = stack.read(window, boundless=window is not None)
         raw, invalid = raw[0], invalid[0]
         img_shape = results.get('ori_shape', results.get('img_shape'))
         if img_shape is not None and tuple(raw.shape) != tuple(img_shape[:2]):
             raise ValueError(
-                f'label raster {path} is {raw.shape[1]}x{raw.shape[0]} (WxH) '
-                f'but image {results.get("img_path")} is '
+                f'label raster {os.path.abspath(path)} is {raw.shape[1]}x'
+                f'{raw.shape[0]} (WxH) but image {results.get("img_path")} is '
                 f'{img_shape[1]}x{img_shape[0]}')
         vals = raw[~invalid]
         if vals.dtype.kind == 'f':
             if not np.isfinite(vals).all() or (vals != np.round(vals)).any():
-                raise ValueError(f'label raster {path} holds non-integer '
-                                 'values outside its nodata')
+                raise ValueError(f'label raster {os.path.abspath(path)} '
+                                 'holds non-integer values outside its '
+                                 'nodata')
         labels = raw.astype(np.int64) + self.label_offset
         ignore = invalid | (labels < 0)
         if 'valid_mask' in results:
             ignore |= ~results['valid_mask']
         too_big = labels[~ignore] > 255
         if too_big.any():
-            raise ValueError(f'label raster {path} has labels > 255 after '
-                             f'offset {self.label_offset}')
+            raise ValueError(f'label raster {os.path.abspath(path)} has '
+                             f'labels > 255 after offset {self.label_offset}')
         labels[ignore] = self.ignore_index
         gt = labels.astype(np.uint8)
         if results.get('reduce_zero_label', False):
@@ -176,8 +200,51 @@ class LoadGeoAnnotations(BaseTransform):
                 gt[src == old_id] = new_id
         results['gt_seg_map'] = gt
         results.setdefault('seg_fields', []).append('gt_seg_map')
+        if self.num_classes is not None:
+            self._check_range(results)
         return results
+
+    def _check_range(self, results: dict) -> None:
+        gt = results['gt_seg_map']
+        if self.out_of_range == 'ignore':
+            gt[(gt >= self.num_classes) & (gt != self.ignore_index)] = \
+                self.ignore_index
+            return
+        try:
+            CheckLabelRange(self.num_classes, self.ignore_index)(results)
+        except ValueError as e:
+            raise ValueError(
+                f"{e}; label_offset={self.label_offset}; "
+                "LoadGeoAnnotations(out_of_range='ignore') maps such labels "
+                'to ignore_index. Label raster: '
+                f'{os.path.abspath(results["seg_map_path"])}') from None
 
     def __repr__(self):
         return (f'{self.__class__.__name__}(label_offset={self.label_offset}, '
-                f'ignore_index={self.ignore_index}, nodata={self.nodata})')
+                f'ignore_index={self.ignore_index}, nodata={self.nodata}, '
+                f'num_classes={self.num_classes}, '
+                f'out_of_range={self.out_of_range!r})')
+
+
+def _walk_transforms(pipeline):
+    """Every transform of a built pipeline, nested ones (``Compose``,
+    ``TestTimeAug``) included."""
+    for t in getattr(pipeline, 'transforms', None) or []:
+        yield t
+        yield from _walk_transforms(t)
+    for sub in getattr(pipeline, 'subroutines', None) or []:
+        yield from _walk_transforms(sub)
+
+
+def set_label_range(pipeline, num_classes: int,
+                    ignore_index: int = 255) -> None:
+    """Give every ``LoadGeoAnnotations`` of ``pipeline`` without a class
+    count ``num_classes``; a pipeline without one gets ``CheckLabelRange``
+    after its annotation loader."""
+    loaders = [t for t in _walk_transforms(pipeline)
+               if isinstance(t, LoadGeoAnnotations)]
+    for t in loaders:
+        if t.num_classes is None:
+            t.num_classes = int(num_classes)
+    if not loaders:
+        insert_label_check(pipeline, num_classes, ignore_index)
