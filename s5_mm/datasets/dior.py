@@ -69,11 +69,11 @@ class S5DIORDataset(DIORDataset):
         self.min_poly_area = float(min_poly_area)
         self.img_suffix = img_suffix
         self.load_warnings: List[str] = []
-        # in the metainfo too: a metric or visualizer picks its dataset's
-        # classes from a ConcatDataset's list of metainfos by this name
-        kwargs['metainfo'] = dict(kwargs.get('metainfo') or {},
-                                  dataset_name=dataset_name)
         super().__init__(**kwargs)
+        # in the metainfo too: a metric picks its dataset's classes from a
+        # ConcatDataset's list of metainfos by this name (set here, not
+        # through ``metainfo=``, which tries string values as file paths)
+        self._metainfo['dataset_name'] = dataset_name
 
     def _warn(self, msg: str) -> None:
         self.load_warnings.append(msg)
