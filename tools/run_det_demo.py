@@ -64,6 +64,7 @@ def parse_args(argv=None):
 def prepare_data(work_dir, patch, gap):
     """Split the DOTA images and write the DIOR-format split lists."""
     from dota_split import split_dota
+    work_dir = osp.abspath(work_dir)  # dataset roots differ
     root = osp.join(work_dir, 'data', f'dota_mini_{patch}')
     src = SHARED / 'dota_mini'
     counts = {}
@@ -166,13 +167,16 @@ def score(model, ds_cfg, dataset_name, show_dir, num_show):
                                      line_width=1))
         vis.dataset_meta = dataset.metainfo
     n_pred = 0
+    # pictures of patches spread over the set (both images of a split)
+    step = max(1, len(dataset) // max(num_show, 1))
+    show = set(range(0, len(dataset), step)[:num_show])
     model.eval()
     with torch.no_grad():
         for i, batch in enumerate(loader):
             outs = model.test_step(batch)
             for s in outs:
                 n_pred += int((s.pred_instances.scores >= 0.3).sum())
-                if vis is not None and i < num_show:
+                if vis is not None and i in show:
                     import mmcv
                     img = mmcv.imread(s.img_path, channel_order='rgb')
                     vis.add_datasample(
@@ -267,13 +271,17 @@ def main(argv=None):
     t0 = time.time()
     dota_root, dior_lists, counts = prepare_data(args.work_dir,
                                                  args.patch_size, args.gap)
-    report = dict(data=counts, threads=args.threads, models={})
     path = osp.join(args.work_dir, 'results.json')
+    report = dict(models={})
+    if osp.isfile(path):  # keep the figures of models run before
+        with open(path) as f:
+            report = json.load(f)
+    report.update(data=counts, threads=args.threads)
     for kind in args.models:
         report['models'][kind] = run_model(kind, args, dota_root, dior_lists)
         with open(path, 'w') as f:
             json.dump(report, f, indent=1)
-    report['total_seconds'] = round(time.time() - t0, 1)
+    report['last_run_seconds'] = round(time.time() - t0, 1)
     with open(path, 'w') as f:
         json.dump(report, f, indent=1)
     print(f'results: {path}')

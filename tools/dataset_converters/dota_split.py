@@ -44,9 +44,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from _common import pad_to, read_image, run_parallel, window_starts  # noqa
-from _common import write_png  # noqa: E402
-from s5_mm.datasets.dota import (IMG_SUFFIXES, format_dota_line,  # noqa
+from _common import (read_image, run_parallel, window_starts,  # noqa: E402
+                     write_png)
+from s5_mm.datasets.dota import (IMG_SUFFIXES, format_dota_line,  # noqa: E402
                                  parse_dota_txt, patch_name)
 
 DOTA_VERSIONS = {

@@ -24,8 +24,8 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='mmdet.LoadImageFromFile'),
-    # a no-op on the 512 patches that sets scale_factor for the RoI head
-    dict(type='mmdet.Resize', scale=(512, 512), keep_ratio=True),
+    # native resolution; sets the scale_factor the RoI head reads
+    dict(type='mmdet.Resize', scale_factor=1.0, keep_ratio=True),
     dict(type='mmdet.LoadAnnotations', with_bbox=True, box_type='qbox'),
     dict(type='mmrotate.ConvertBoxType',
          box_type_mapping=dict(gt_bboxes='rbox')),
