@@ -1,3 +1,4 @@
+from .rotated_voc_metric import RotatedVOCMetric
 from .subset_iou_metric import SubsetIoUMetric
 
-__all__ = ['SubsetIoUMetric']
+__all__ = ['RotatedVOCMetric', 'SubsetIoUMetric']
