@@ -8,5 +8,6 @@ and MMDet registries, so configs only need
 from .version import __version__
 from . import (datasets, engine, evaluation, geo, models,  # noqa: F401,E402
                visualization)
+from . import selection  # noqa: F401,E402
 
 __all__ = ['__version__']
