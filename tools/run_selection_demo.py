@@ -103,9 +103,12 @@ def _selector(scorer, out, budget, clusters, **kw):
     init_default_scope('mmseg')
     model = MODELS.build(cfg.model)
     load_checkpoint(model, scorer['checkpoint'], map_location='cpu')
+    # sklearn: the backend the reported experiment ran with (for 10
+    # labelled tiles the backend makes no difference in time)
     opts = SelectionOptions(
         budget=budget, clusters=clusters, bg_index=None, input_size=(32, 32),
-        batch_size=64, chunk_size=256, num_workers=0, progress=False, **kw)
+        batch_size=64, chunk_size=256, num_workers=0, progress=False,
+        kmeans_backend='sklearn', **kw)
     return DataSelector(model.eval(), image_loader_cfg(cfg), opts, out,
                         model_id=scorer['checkpoint'])
 

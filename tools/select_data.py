@@ -69,7 +69,8 @@ def parse_args(argv=None):
                    help='backbone output pooled for the feature (-1)')
     p.add_argument('--amp', choices=['auto', 'none', 'bf16', 'fp16'],
                    help='autocast (auto: bf16 on CUDA, none on CPU)')
-    p.add_argument('--kmeans', choices=['sklearn', 'minibatch', 'faiss'])
+    p.add_argument('--kmeans', choices=['faiss', 'sklearn', 'minibatch'],
+                   help='K-Means library (default faiss)')
     p.add_argument('--seed', type=int, help='K-Means seed (0)')
     p.add_argument('--absolute-paths', action='store_true', default=None,
                    help='write absolute paths in selected.txt')

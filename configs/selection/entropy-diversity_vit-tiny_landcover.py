@@ -23,5 +23,5 @@ selection = dict(
     num_workers=0,
     ood_floor=None,  # e.g. 'p1': 1st percentile of labelled similarity
     redistribute=False,
-    kmeans_backend='sklearn',
+    kmeans_backend='faiss',
     seed=0)

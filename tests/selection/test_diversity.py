@@ -104,7 +104,7 @@ def _blobs(rng, n_per, centres, noise=0.05):
     return x.astype(np.float32)
 
 
-@pytest.mark.parametrize('backend', ['sklearn', 'minibatch'])
+@pytest.mark.parametrize('backend', ['faiss', 'sklearn', 'minibatch'])
 def test_kmeans_recovers_blobs_and_quotas(backend):
     rng = np.random.default_rng(0)
     centres = np.eye(4, 8)

