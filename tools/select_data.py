@@ -56,7 +56,8 @@ def parse_args(argv=None):
     p.add_argument('--ood-floor',
                    help="floor on the cosine similarity to the nearest "
                    "centroid: a number, 'pP' = P-th percentile of the "
-                   "labelled images' own similarity, 'auto' = p1, 'none'")
+                   "labelled images' held-out similarity, 'auto' = p1, "
+                   "'none' (default)")
     p.add_argument('--redistribute', action='store_true', default=None,
                    help='give clusters short of candidates\' quota to the '
                    'others (off by default)')

@@ -148,3 +148,22 @@ def test_ood_guard_drops_far_images():
 def test_too_few_labelled_for_clusters():
     with pytest.raises(ValueError, match='cannot form 5 clusters'):
         fit_kmeans(np.eye(3, 4), 5)
+
+
+def test_held_out_similarity_leaves_each_image_out():
+    from s5_mm.selection.diversity import held_out_similarity
+    x = np.array([[1., 0.], [0.6, 0.8], [0., 1.], [1., 1.]])
+    labels = np.array([0, 0, 1, 1])
+    s = held_out_similarity(x, labels, 2)
+    # image 0 without itself: cluster 0 = (0.6, 0.8) -> cos 0.6; cluster 1
+    # = mean((0,1), (1,1)/sqrt2) -> cos 0.383: keeps 0.6
+    c1 = (np.array([0., 1.]) + np.array([1., 1.]) / 2 ** .5) / 2
+    assert s[0] == pytest.approx(max(0.6, c1[0] / np.linalg.norm(c1)),
+                                 abs=1e-6)
+    # image 2 without itself: cluster 1 = (1,1)/sqrt2 -> 0.707; cluster 0 =
+    # mean((1,0), (.6,.8)) = (.8,.4) -> 0.447
+    assert s[2] == pytest.approx(2 ** -.5, abs=1e-6)
+    # a cluster of one: the nearest other centroid only
+    s1 = held_out_similarity(x[:3], np.array([0, 0, 1]), 2)
+    c0 = np.array([0.8, 0.4]) / np.linalg.norm([0.8, 0.4])
+    assert s1[2] == pytest.approx(c0[1], abs=1e-6)
