@@ -1,3 +1,4 @@
+from .mdf_metric import MultiDatasetSegMetric, S5IoUMetric
 from .subset_iou_metric import SubsetIoUMetric
 
-__all__ = ['SubsetIoUMetric']
+__all__ = ['MultiDatasetSegMetric', 'S5IoUMetric', 'SubsetIoUMetric']
