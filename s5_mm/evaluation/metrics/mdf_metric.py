@@ -11,7 +11,9 @@
   that is present but never hit is 0, not MMSeg's NaN.
 - ``MultiDatasetSegMetric``: one metric per dataset, each sample routed by
   its ``dataset_name``; results ``<name>/<key>`` plus ``mean``, the mean of
-  each dataset's primary metric (mIoU, mFscore for Potsdam, ...).
+  each dataset's primary metric (mIoU, mFscore for Potsdam, ...). (Not
+  ``metrics=``: MMEngine's runner takes a dict with ``metrics`` for an
+  Evaluator config.)
 """
 import copy
 import os.path as osp
@@ -143,7 +145,8 @@ class MultiDatasetSegMetric(BaseMetric):
     """Per-dataset segmentation metrics in one val/test loop.
 
     Args:
-        metrics (dict): ``{dataset_name: metric config or BaseMetric}``, e.g.
+        dataset_metrics (dict): ``{dataset_name: metric config or
+            BaseMetric}``, e.g.
             ``vaihingen=dict(type='S5IoUMetric', iou_metrics=['mIoU'])``.
         primary (dict, optional): ``{dataset_name: result key}`` averaged
             into ``mean``; default each metric's first ``iou_metrics`` entry
@@ -157,30 +160,31 @@ class MultiDatasetSegMetric(BaseMetric):
     """
 
     def __init__(self,
-                 metrics: Dict[str, Union[dict, BaseMetric]],
+                 dataset_metrics: Dict[str, Union[dict, BaseMetric]],
                  primary: Optional[Dict[str, str]] = None,
                  mean_key: str = 'mean',
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None):
         super().__init__(collect_device=collect_device, prefix=prefix)
-        if not isinstance(metrics, dict) or not metrics:
-            raise TypeError('MultiDatasetSegMetric: metrics must be a '
-                            'non-empty dict {dataset_name: metric config}')
-        self.metrics = OrderedDict()
-        for name, cfg in metrics.items():
+        if not isinstance(dataset_metrics, dict) or not dataset_metrics:
+            raise TypeError('MultiDatasetSegMetric: dataset_metrics must be '
+                            'a non-empty dict {dataset_name: metric config}')
+        self.dataset_metrics = OrderedDict()
+        for name, cfg in dataset_metrics.items():
             metric = METRICS.build(cfg) if isinstance(cfg, dict) else cfg
             if not isinstance(metric, BaseMetric):
-                raise TypeError(f'metrics[{name!r}] is not a metric: {cfg!r}')
-            self.metrics[name] = metric
+                raise TypeError(f'dataset_metrics[{name!r}] is not a metric: '
+                                f'{cfg!r}')
+            self.dataset_metrics[name] = metric
         primary = dict(primary or {})
-        unknown = sorted(set(primary) - set(self.metrics))
+        unknown = sorted(set(primary) - set(self.dataset_metrics))
         if unknown:
             raise KeyError(f'MultiDatasetSegMetric: primary names datasets '
                            f'{unknown} without a metric; metrics: '
-                           f'{list(self.metrics)}')
+                           f'{list(self.dataset_metrics)}')
         self.primary = {
             name: primary.get(name, self._default_primary(m))
-            for name, m in self.metrics.items()
+            for name, m in self.dataset_metrics.items()
         }
         self.mean_key = mean_key
 
@@ -193,7 +197,7 @@ class MultiDatasetSegMetric(BaseMetric):
 
     @property
     def dataset_names(self) -> List[str]:
-        return list(self.metrics)
+        return list(self.dataset_metrics)
 
     @property
     def dataset_meta(self):
@@ -207,47 +211,47 @@ class MultiDatasetSegMetric(BaseMetric):
         metas = list(meta) if isinstance(meta, (list, tuple)) else [meta]
         if all('dataset_name' in m for m in metas):
             by_name = {m['dataset_name']: m for m in metas}
-            extra = [n for n in by_name if n not in self.metrics]
+            extra = [n for n in by_name if n not in self.dataset_metrics]
             if extra:
                 raise KeyError(
                     f'MultiDatasetSegMetric: datasets {extra} have no metric; '
-                    f'metrics are given for {list(self.metrics)}')
+                    f'metrics are given for {list(self.dataset_metrics)}')
         elif len(metas) == 1:
-            by_name = {n: metas[0] for n in self.metrics}
+            by_name = {n: metas[0] for n in self.dataset_metrics}
         else:
             raise ValueError(
                 f'MultiDatasetSegMetric: {len(metas)} dataset metainfos '
                 "without 'dataset_name'; use MDFConcatDataset (or datasets "
                 'that name themselves) for the val/test set')
         for name, m in by_name.items():
-            self.metrics[name].dataset_meta = m
+            self.dataset_metrics[name].dataset_meta = m
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
         for sample in data_samples:
             name = sample.get('dataset_name')
             if name is None:
-                if len(self.metrics) != 1:
+                if len(self.dataset_metrics) != 1:
                     raise KeyError(
                         f'{_where(sample)}: sample has no dataset_name; list '
                         "'dataset_name' in PackSegInputs(meta_keys=...) or "
                         'use MDFConcatDataset')
-                name = next(iter(self.metrics))
-            if name not in self.metrics:
+                name = next(iter(self.dataset_metrics))
+            if name not in self.dataset_metrics:
                 raise KeyError(f'{_where(sample)}: no metric for dataset '
-                               f'{name!r}; metrics: {list(self.metrics)}')
-            metric = self.metrics[name]
+                               f'{name!r}; metrics: {list(self.dataset_metrics)}')
+            metric = self.dataset_metrics[name]
             start = len(metric.results)
             metric.process(data_batch, [sample])
             self.results.extend((name, r) for r in metric.results[start:])
             del metric.results[start:]
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
-        grouped: Dict[str, list] = {n: [] for n in self.metrics}
+        grouped: Dict[str, list] = {n: [] for n in self.dataset_metrics}
         for name, r in results:
             grouped[name].append(r)
         out: Dict[str, float] = OrderedDict()
         scores = []
-        for name, metric in self.metrics.items():
+        for name, metric in self.dataset_metrics.items():
             if not grouped[name] and not getattr(metric, 'format_only', False):
                 continue  # dataset not in this val/test set
             print_log(f'{name}:', logger='current')

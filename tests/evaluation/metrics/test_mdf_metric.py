@@ -134,7 +134,7 @@ def test_f1_of_a_present_but_missed_class_is_zero_not_nan():
 
 
 def vp_metric(**kwargs):
-    return dict(type='MultiDatasetSegMetric', metrics=dict(
+    return dict(type='MultiDatasetSegMetric', dataset_metrics=dict(
         vaihingen=dict(type='S5IoUMetric', iou_metrics=['mIoU']),
         loveda=dict(type='S5IoUMetric', iou_metrics=['mFscore', 'mIoU'])),
         **kwargs)
@@ -178,8 +178,9 @@ def test_multi_dataset_metric_errors():
     with pytest.raises(KeyError, match='sample has no dataset_name'):
         run(vp_metric(), META, [sample(pv[0], gv[0])])
     with pytest.raises(KeyError, match=r"primary names datasets \['oem'\]"):
-        MultiDatasetSegMetric(metrics=dict(a=dict(type='S5IoUMetric')),
-                              primary=dict(oem='mIoU'))
+        MultiDatasetSegMetric(
+            dataset_metrics=dict(a=dict(type='S5IoUMetric')),
+            primary=dict(oem='mIoU'))
 
 
 def test_loveda_server_pngs_hold_class_ids(tmp_path):
@@ -190,8 +191,8 @@ def test_loveda_server_pngs_hold_class_ids(tmp_path):
     preds = [rng.integers(0, 7, (16, 20)) for _ in range(2)]
     out = tmp_path / 'submit'
     metric = vp_metric()
-    metric['metrics']['loveda'] = dict(type='S5IoUMetric', format_only=True,
-                                       output_dir=str(out))
+    metric['dataset_metrics']['loveda'] = dict(
+        type='S5IoUMetric', format_only=True, output_dir=str(out))
     samples = []
     for i, p in enumerate(preds):
         s = sample(p, None, 'loveda', f'Test/Urban/images_png/{4191 + i}.png')
