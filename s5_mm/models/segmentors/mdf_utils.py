@@ -139,6 +139,49 @@ def distributed_world() -> bool:
         dist.get_world_size() > 1
 
 
+def drop_not_started(inputs: Tensor, data_samples, names: List[str],
+                     starts: Dict[str, int]):
+    """Samples of datasets whose start iteration is reached (all when no
+    start iteration is set)."""
+    if not any(starts.values()):
+        return inputs, data_samples, names
+    it = current_iter() or 0
+    keep = [i for i, n in enumerate(names) if it >= starts[n]]
+    if len(keep) == len(names):
+        return inputs, data_samples, names
+    index = torch.tensor(keep, dtype=torch.long, device=inputs.device)
+    return (inputs.index_select(0, index), [data_samples[i] for i in keep],
+            [names[i] for i in keep])
+
+
+def weight_losses(losses: dict, weights: Dict[str, float]) -> dict:
+    """Multiply the ``loss`` entries of ``<dataset>.*`` keys by the
+    dataset's weight (weight 1: untouched)."""
+    for key, value in losses.items():
+        w = weights.get(key.split('.', 1)[0], 1.)
+        if 'loss' in key and w != 1.:
+            losses[key] = [v * w for v in value] if isinstance(
+                value, (list, tuple)) else value * w
+    return losses
+
+
+def add_zero_touch(losses: dict, params: Sequence[torch.nn.Parameter]
+                   ) -> dict:
+    """Add ``0 * sum(params)`` to the first loss tensor (or as
+    ``loss_zero``): the value is unchanged, every parameter gets a (zero)
+    gradient, so DDP needs no ``find_unused_parameters``."""
+    if not params:
+        return losses
+    zero = sum(p.sum() for p in params) * 0.
+    key = next((k for k, v in losses.items()
+                if 'loss' in k and isinstance(v, Tensor)), None)
+    if key is None:
+        losses['loss_zero'] = zero
+    else:
+        losses[key] = losses[key] + zero
+    return losses
+
+
 def strip_semi_prefix(state_dict: dict, prefix: str,
                       branch: str = 'student') -> Optional[str]:
     """In place: an S4P checkpoint (``student.*``, ``teacher.*`` keys under

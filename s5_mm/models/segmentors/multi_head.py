@@ -11,9 +11,10 @@ from mmseg.utils import add_prefix
 from torch import Tensor, nn
 
 from s5_mm.registry import MODELS
-from .mdf_utils import (current_iter, dataset_test_cfgs, distributed_world,
-                        flip_average, flip_directions, parse_mdf_train_cfg,
-                        strip_semi_prefix)
+from .mdf_utils import (add_zero_touch, dataset_test_cfgs, distributed_world,
+                        drop_not_started, flip_average, flip_directions,
+                        parse_mdf_train_cfg, strip_semi_prefix,
+                        weight_losses)
 
 
 @MODELS.register_module()
@@ -234,15 +235,8 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
     def _active_samples(self, inputs: Tensor, data_samples, names):
         """Drop the samples of datasets whose start iteration is not reached
         (``train_cfg.dataset_start_iters``)."""
-        starts = self._mdf['starts']
-        if not any(starts.values()):
-            return inputs, data_samples, names
-        it = current_iter() or 0
-        keep = [i for i, n in enumerate(names) if it >= starts[n]]
-        if len(keep) == len(names):
-            return inputs, data_samples, names
-        return (self._take(inputs, keep, len(names)) if keep else inputs[:0],
-                [data_samples[i] for i in keep], [names[i] for i in keep])
+        return drop_not_started(inputs, data_samples, names,
+                                self._mdf['starts'])
 
     def dataset_parameters(self, name: str) -> List[nn.Parameter]:
         """Trainable parameters only samples of ``name`` use: its decode and
@@ -262,12 +256,7 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
     def _finish_losses(self, losses: dict, names: Sequence[str]) -> dict:
         """Per-dataset loss weights; under DDP, a zero term over the
         parameters of the datasets absent from this batch (module doc)."""
-        weights = self._mdf['weights']
-        for key, value in losses.items():
-            w = weights.get(key.split('.', 1)[0], 1.)
-            if 'loss' in key and w != 1.:
-                losses[key] = [v * w for v in value] if isinstance(
-                    value, (list, tuple)) else value * w
+        losses = weight_losses(losses, self._mdf['weights'])
         touch = self._mdf['touch']
         if touch is None:
             touch = distributed_world()
@@ -279,16 +268,7 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
                       for p in self.dataset_parameters(n)]
         else:  # nothing to learn from on this rank: touch every parameter
             params = [p for p in self.parameters() if p.requires_grad]
-        if not params:
-            return losses
-        zero = sum(p.sum() for p in params) * 0.
-        key = next((k for k, v in losses.items()
-                    if 'loss' in k and isinstance(v, Tensor)), None)
-        if key is None:
-            losses['loss_zero'] = zero
-        else:
-            losses[key] = losses[key] + zero
-        return losses
+        return add_zero_touch(losses, params)
 
     # ------------------------------------------------------------- test
     @contextmanager
