@@ -11,7 +11,11 @@
   trains), ``True`` or ``False``. Adds ``0 * sum`` of the parameters of the
   datasets absent from the local batch (their heads and experts) to the
   loss, so every parameter gets a gradient on every rank and DDP runs with
-  ``find_unused_parameters=False`` (a static graph).
+  ``find_unused_parameters=False`` (a static graph). A dataset absent from
+  every rank in a step (e.g. before its start iteration) then gets zero
+  gradients, which AdamW still decays by ``lr * weight_decay``; with
+  ``find_unused_parameters=True`` (and in one process) its head is skipped.
+  S5's sampling puts every dataset in every batch: nothing is touched.
 - ``s4p_branch``: ``'student'`` (default) or ``'teacher'``: which copy of an
   S4P checkpoint (keys ``student.*`` / ``teacher.*``) initialises the model.
 
