@@ -54,7 +54,7 @@ def bench_score(args):
     cuda = torch.cuda.is_available()
     setups = [
         ('tiny (land cover, 6 bands)', REPO / 'configs/demo/'
-         'vit-tiny_upernet_landcover.py', (32, 32), 6, 64),
+         'upernet_vit-tiny_landcover.py', (32, 32), 6, 64),
         ('ViT-B + UperNet (3 bands)', REPO / 'configs/s4p/vit-b_rs4p1m.py',
          (512, 512), 3, 64 if cuda else 2),
     ]
@@ -106,7 +106,7 @@ def _tool_throughput(args):
     from mmengine.runner import save_checkpoint
     tiles = _tiles()
     tmp = Path(tempfile.mkdtemp(prefix='s5_sel_bench_'))
-    model, cfg = _model(REPO / 'configs/demo/vit-tiny_upernet_landcover.py')
+    model, cfg = _model(REPO / 'configs/demo/upernet_vit-tiny_landcover.py')
     ckpt = tmp / 'rand.pth'
     save_checkpoint(model.state_dict(), str(ckpt))
     n = 2000
@@ -116,7 +116,7 @@ def _tool_throughput(args):
     lab.write_text(''.join(f'{t}\n' for t in tiles[:10]))
     t0 = time.perf_counter()
     subprocess.run([sys.executable, str(REPO / 'tools/select_data.py'),
-                    str(REPO / 'configs/demo/vit-tiny_upernet_landcover.py'),
+                    str(REPO / 'configs/demo/upernet_vit-tiny_landcover.py'),
                     str(ckpt), '--pool', str(pool), '--labeled', str(lab),
                     '--budget', '100', '--clusters', '4', '--all-classes',
                     '--out', str(tmp / 'out'), '--no-progress',
@@ -135,7 +135,7 @@ def _tool_throughput(args):
 def _peak_rss_child(pool, lab, ckpt, out, workers):
     code = f'''
 import resource, sys
-sys.argv = ["select_data.py", {str(REPO / "configs/demo/vit-tiny_upernet_landcover.py")!r},
+sys.argv = ["select_data.py", {str(REPO / "configs/demo/upernet_vit-tiny_landcover.py")!r},
             {str(ckpt)!r}, "--pool", {str(pool)!r}, "--labeled", {str(lab)!r},
             "--budget", "1000", "--clusters", "4", "--all-classes", "--out",
             {str(out)!r}, "--no-progress", "--batch-size", "128",
@@ -161,7 +161,7 @@ def bench_rss(args):
     from mmengine.runner import save_checkpoint
     tiles = _tiles()
     tmp = Path(tempfile.mkdtemp(prefix='s5_sel_rss_'))
-    model, _ = _model(REPO / 'configs/demo/vit-tiny_upernet_landcover.py')
+    model, _ = _model(REPO / 'configs/demo/upernet_vit-tiny_landcover.py')
     ckpt = tmp / 'rand.pth'
     save_checkpoint(model.state_dict(), str(ckpt))
     lab = tmp / 'lab.txt'

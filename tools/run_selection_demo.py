@@ -5,7 +5,7 @@ diversity selected half of the unlabelled pool vs a random half vs all.
         [--data-root data/landcover_nc] [--seeds 0 1 2] [--iters N]
         [--clusters 4] [--steps scorer select ood s4p]
 
-1. ``scorer``: the supervised demo model (s4p_vit-tiny_landcover_supervised,
+1. ``scorer``: the supervised demo model (s4p-supervised_vit-tiny_landcover,
    seed 0) trained on the 10 labelled tiles of the S4P demo's 'tiles' split.
 2. ``select``: it scores the 89 unlabelled tiles (entropy over all 7 classes
    and valid pixels, pooled last-block feature) and keeps half of them
@@ -37,7 +37,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SUP_CFG = REPO / 'configs/demo/s4p_vit-tiny_landcover_supervised.py'
+SUP_CFG = REPO / 'configs/demo/s4p-supervised_vit-tiny_landcover.py'
 S4P_CFG = REPO / 'configs/demo/s4p_vit-tiny_landcover.py'
 ARMS = ('selected', 'random', 'whole')
 OOD_KINDS = ('other_scene', 'noise', 'constant', 'band_shuffled')

@@ -22,8 +22,9 @@ embed_dims = 64
 
 data_preprocessor = dict(
     type='MultiBandSegDataPreProcessor',
-    mean={{_base_.band_mean}},
-    std={{_base_.band_std}},
+    # the land-cover bands' statistics (as the other demo configs)
+    mean=[82.59, 68.58, 68.98, 67.99, 88.85, 60.28],
+    std=[15.76, 17.56, 25.05, 13.81, 25.32, 23.34],
     bgr_to_rgb=False,
     pad_val=0,
     seg_pad_val=255,

@@ -2,7 +2,7 @@
 # ViT + UperNet on the 7-class labels of a third set of training tiles
 # (splits/mdf/pretrain.txt, disjoint from the lc7 and lc3 tiles), validated
 # on the tuning tiles. Its checkpoint initialises every MDF demo run.
-_base_ = ['./vit-tiny_upernet_landcover.py']
+_base_ = ['./upernet_vit-tiny_landcover.py']
 
 data_root = 'data/landcover_nc'
 model = dict(decode_head=dict(loss_decode=dict(avg_non_ignore=True)))

@@ -2,7 +2,7 @@
 # unlabelled tiles, keep the lowest-entropy ones under per-cluster quotas.
 # Model, loader and input size come from the supervised demo config; the
 # `selection` dict holds tools/select_data.py's defaults (its options win).
-_base_ = ['../demo/s4p_vit-tiny_landcover_supervised.py']
+_base_ = ['../demo/s4p-supervised_vit-tiny_landcover.py']
 
 selection = dict(
     pool='data/landcover_nc/splits/tiles/unlabelled.txt',

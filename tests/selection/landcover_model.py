@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SUP_CFG = REPO / 'configs/demo/s4p_vit-tiny_landcover_supervised.py'
+SUP_CFG = REPO / 'configs/demo/s4p-supervised_vit-tiny_landcover.py'
 ITERS = 40  # enough for spread-out entropies (about 10 s unloaded)
 
 
