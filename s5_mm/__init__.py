@@ -12,6 +12,6 @@ from .utils.compat import (import_openmmlab_datasets,
 import_openmmlab_datasets()  # before anything imports them
 register_checkpoint_safe_globals()
 from . import (apis, datasets, engine, evaluation, geo,  # noqa: F401,E402
-               models, visualization)
+               models, selection, visualization)
 
 __all__ = ['__version__']

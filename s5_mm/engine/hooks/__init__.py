@@ -1,9 +1,11 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .entropy_selection_hook import EntropySelectionHook
 from .finite_loss_hook import FiniteLossHook
 from .geo_vis_hook import GeoSegVisualizationHook
+from .mdf_check_hook import MultiDatasetCheckHook
 from .s4p_stats_hook import S4PStatsHook
 
 __all__ = [
-    'AtomicCheckpointHook', 'FiniteLossHook', 'GeoSegVisualizationHook',
-    'S4PStatsHook'
+    'AtomicCheckpointHook', 'EntropySelectionHook', 'FiniteLossHook',
+    'GeoSegVisualizationHook', 'MultiDatasetCheckHook', 'S4PStatsHook'
 ]

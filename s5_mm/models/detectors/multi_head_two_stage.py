@@ -5,6 +5,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmdet.models.detectors import BaseDetector
+from mmdet.models.utils import reweight_loss_dict
 from mmengine.registry import MODELS as ROOT_MODELS
 from mmseg.utils import add_prefix
 from torch import Tensor, nn
@@ -23,8 +24,8 @@ class MultiHeadTwoStageDetector(BaseDetector):
 
     Samples are routed by ``metainfo['dataset_name']`` (or ``'dataset_id'``,
     an index into ``dataset_names``); the backbone gets the dataset ids (MoE
-    experts). Losses are prefixed with the dataset name and summed with equal
-    weight.
+    experts). Losses are prefixed with the dataset name (``dior.loss_cls``)
+    and summed, each dataset's scaled by ``loss_weights`` (default 1).
 
     Args:
         backbone (dict): Shared backbone (S5ViT, MoE or plain).
@@ -34,6 +35,8 @@ class MultiHeadTwoStageDetector(BaseDetector):
             ones.
         dataset_names (Sequence[str], optional): Order for ``dataset_id``;
             default the backbone's ``dataset_names`` or the key order.
+        loss_weights (dict, optional): ``{dataset_name: weight}`` for the
+            losses of a dataset; datasets not named weigh 1.
         train_cfg / test_cfg (dict): With ``rpn``, ``rpn_proposal``, ``rcnn``
             as in mmdet's TwoStageDetector, shared by all datasets.
     """
@@ -43,6 +46,7 @@ class MultiHeadTwoStageDetector(BaseDetector):
                  dataset_heads: Dict[str, dict],
                  neck: Optional[dict] = None,
                  dataset_names: Optional[Sequence[str]] = None,
+                 loss_weights: Optional[Dict[str, float]] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -69,6 +73,12 @@ class MultiHeadTwoStageDetector(BaseDetector):
             raise ValueError(f'dataset_names {names} must be the '
                              f'dataset_heads keys {list(dataset_heads)}')
         self.dataset_names = names
+        loss_weights = dict(loss_weights or {})
+        unknown = sorted(set(loss_weights) - set(names))
+        if unknown:
+            raise KeyError(f'loss_weights names datasets {unknown} the '
+                           f'model does not have ({names})')
+        self.loss_weights = {n: float(loss_weights.get(n, 1.)) for n in names}
         self._expert_of = expert_index_map(names, self.backbone)
 
     def _build_branch(self, name: str, cfg: dict) -> nn.Module:
@@ -125,7 +135,11 @@ class MultiHeadTwoStageDetector(BaseDetector):
             rpn_losses = {(f'rpn_{k}' if 'loss' in k and 'rpn' not in k
                            else k): v for k, v in rpn_losses.items()}
             roi_losses = branch.roi_head.loss(feats, proposals, samples)
-            losses.update(add_prefix({**rpn_losses, **roi_losses}, name))
+            branch_losses = {**rpn_losses, **roi_losses}
+            if self.loss_weights[name] != 1.:
+                branch_losses = reweight_loss_dict(branch_losses,
+                                                   self.loss_weights[name])
+            losses.update(add_prefix(branch_losses, name))
         return losses
 
     def predict(self, batch_inputs: Tensor, batch_data_samples,

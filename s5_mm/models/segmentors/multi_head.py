@@ -13,6 +13,10 @@ from s5_mm.models.utils.routing import (expert_index_map, group_by_dataset,
                                         routed_backbone_forward,
                                         sample_dataset_names, take_samples)
 from s5_mm.registry import MODELS
+from .mdf_utils import (add_zero_touch, dataset_test_cfgs, distributed_world,
+                        drop_not_started, flip_average, flip_directions,
+                        parse_mdf_train_cfg, strip_semi_prefix,
+                        weight_losses)
 
 
 @MODELS.register_module()
@@ -24,7 +28,11 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
     (or ``'dataset_id'``, an index into ``dataset_names``): the backbone gets
     the dataset ids (MoE experts), each head sees only its own samples. The
     loss holds every dataset's losses prefixed ``<name>.decode`` (and
-    ``<name>.aux``), summed with equal weight by the optimizer wrapper.
+    ``<name>.aux``), summed by the optimizer wrapper.
+
+    Multi-dataset options (per-dataset loss weights and start iterations,
+    DDP with datasets absent from a rank, per-dataset ``test_cfg`` with flip
+    averaging, S4P checkpoints): see :mod:`.mdf_utils`.
 
     Args:
         decode_head (dict): ``{dataset_name: decode head config}``.
@@ -64,6 +72,8 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
         if 'dataset_ids' not in inspect.signature(
                 self.backbone.forward).parameters:
             self._expert_of = {}  # the backbone takes no routing
+        self._mdf = parse_mdf_train_cfg(self.train_cfg, names)
+        dataset_test_cfgs(self.test_cfg, names)  # fail early on bad keys
 
     # ------------------------------------------------------------ build
     @staticmethod
@@ -105,7 +115,9 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
         # A single-head checkpoint (S4P): every dataset's decoder starts from
         # its decode head; the classifiers (conv_seg) stay freshly initialised
         # (S5_METHOD.md section 4). Plain FFNs are split into experts by the
-        # backbone itself.
+        # backbone itself. An S4P checkpoint gives its student (or teacher).
+        strip_semi_prefix(state_dict, prefix,
+                          getattr(self, '_mdf', {}).get('branch', 'student'))
         head_prefix = prefix + 'decode_head.'
         keys = [k for k in state_dict if k.startswith(head_prefix)]
         is_single = keys and not any(
@@ -146,6 +158,10 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
     # ------------------------------------------------------------ train
     def loss(self, inputs: Tensor, data_samples) -> dict:
         names = self.sample_dataset_names([s.metainfo for s in data_samples])
+        inputs, data_samples, names = self._active_samples(
+            inputs, data_samples, names)
+        if not names:
+            return self._finish_losses({}, names)
         x = self.extract_feat(inputs, names)
         losses = dict()
         for name, idx in group_by_dataset(names):
@@ -157,19 +173,74 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
                 loss = self.auxiliary_head[name].loss(feats, samples,
                                                       self.train_cfg)
                 losses.update(add_prefix(loss, f'{name}.aux'))
-        return losses
+        return self._finish_losses(losses, names)
+
+    def _active_samples(self, inputs: Tensor, data_samples, names):
+        """Drop the samples of datasets whose start iteration is not reached
+        (``train_cfg.dataset_start_iters``)."""
+        return drop_not_started(inputs, data_samples, names,
+                                self._mdf['starts'])
+
+    def dataset_parameters(self, name: str) -> List[nn.Parameter]:
+        """Trainable parameters only samples of ``name`` use: its decode and
+        auxiliary heads and its expert in every MoE FFN."""
+        mods = [self.decode_head[name]]
+        if self.with_auxiliary_head and name in self.auxiliary_head:
+            mods.append(self.auxiliary_head[name])
+        params = [p for m in mods for p in m.parameters()]
+        if name in self._expert_of:  # MoE backbone
+            k = self._expert_of[name]
+            for module in self.backbone.modules():
+                experts = getattr(module, 'experts', None)
+                if isinstance(experts, nn.ModuleList):
+                    params += list(experts[k].parameters())
+        return [p for p in params if p.requires_grad]
+
+    def _finish_losses(self, losses: dict, names: Sequence[str]) -> dict:
+        """Per-dataset loss weights; under DDP, a zero term over the
+        parameters of the datasets absent from this batch (module doc)."""
+        losses = weight_losses(losses, self._mdf['weights'])
+        touch = self._mdf['touch']
+        if touch is None:
+            touch = distributed_world()
+        if not touch and losses:
+            return losses
+        present = set(names)
+        if present:
+            params = [p for n in self.dataset_names if n not in present
+                      for p in self.dataset_parameters(n)]
+        else:  # nothing to learn from on this rank: touch every parameter
+            params = [p for p in self.parameters() if p.requires_grad]
+        return add_zero_touch(losses, params)
 
     # ------------------------------------------------------------- test
     @contextmanager
     def _dataset(self, name: str):
-        # slide_inference / inference read self.out_channels.
+        # slide_inference / inference read self.out_channels and
+        # self.test_cfg (per dataset: test_cfg.datasets[name]).
         head = self.decode_head[name]
-        old = self.out_channels
+        old = self.out_channels, self.test_cfg
         self.out_channels = head.out_channels
+        self.test_cfg = self.dataset_test_cfg(name)
         try:
             yield head
         finally:
-            self.out_channels = old
+            self.out_channels, self.test_cfg = old
+
+    def dataset_test_cfg(self, name: str):
+        """``test_cfg`` of dataset ``name`` (``test_cfg.datasets[name]``
+        over the shared keys)."""
+        if 'datasets' not in (self.test_cfg or {}):
+            return self.test_cfg
+        return dataset_test_cfgs(self.test_cfg, self.dataset_names)[name]
+
+    def inference(self, inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+        """MMSeg's whole/slide inference, with flip averaging when
+        ``test_cfg.flip`` is set."""
+        dirs = flip_directions(self.test_cfg.get('flip', False))
+        if not dirs:
+            return super().inference(inputs, batch_img_metas)
+        return flip_average(super().inference, inputs, batch_img_metas, dirs)
 
     def encode_decode(self, inputs: Tensor,
                       batch_img_metas: List[dict]) -> Tensor:

@@ -1,0 +1,29 @@
+# Single-dataset fine-tuning of ViT-B on OpenEarthMap (9 classes, mIoU on
+# images resized to 512 and upsampled): the comparison for MoE-MDF. Plain
+# S5ViT-B + UperNet + one classifier (103.2 M), the same S4P initialisation,
+# per-GPU batch (12), schedule (100 epochs, AdamW 5e-5, wd 0.05, cosine) and
+# evaluation protocol as configs/mdf/vit-b-moe_4seg.py. Launch:
+# tools/dist_train.sh <this> 8
+_base_ = ['../mdf/vit-b-moe_4seg.py']
+dataset_names = ['openearthmap']
+model = dict(
+    dataset_names=dataset_names,
+    backbone=dict(num_experts=0, dataset_names=None),
+    decode_head=dict(_delete_=True,
+                     openearthmap=_base_.model.decode_head.openearthmap),
+    train_cfg=dict(_delete_=True),
+    test_cfg=dict(_delete_=True, mode='whole'))
+train_dataloader = dict(
+    batch_size=_base_.per_dataset_batch,
+    sampler=dict(batch_size=_base_.per_dataset_batch, source_ratio=[1]),
+    dataset=dict(dataset_names=dataset_names,
+                 datasets=[_base_.openearthmap_train_dataloader.dataset]))
+val_dataloader = dict(dataset=dict(
+    dataset_names=dataset_names,
+    datasets=[_base_.openearthmap_val_dataloader.dataset]))
+test_dataloader = val_dataloader
+val_evaluator = dict(dataset_metrics=dict(
+    _delete_=True,
+    openearthmap=_base_.val_evaluator.dataset_metrics.openearthmap))
+test_evaluator = val_evaluator
+auto_scale_lr = dict(enable=False, base_batch_size=8 * 12)

@@ -1,0 +1,145 @@
+"""Oriented-detection configs: the paper's parameter counts and settings
+(S5_METHOD.md sections 3-5), and the CPU path end to end on the real DOTA
+images (split, train a few steps through mmengine's Runner, predict,
+score): rotated NMS, rotated IoU and rotated RoI align on CPU."""
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+
+import s5_mm  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[2]
+CFG = REPO / 'configs'
+
+
+def n_params(rel):
+    cfg = Config.fromfile(str(CFG / rel))
+    init_default_scope(cfg.default_scope)
+    with torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    return round(sum(p.numel() for p in model.parameters()) / 1e6, 1)
+
+
+@pytest.mark.parametrize('rel,expected', [
+    ('mdf_det/vit-b-moe_dior-r_dota2.py', 138.3),
+    ('mdf_det/vit-l-moe_dior-r_dota2.py', 377.8),
+    ('mdf_det/vit-h-moe_dior-r_dota2.py', 730.0),
+    ('sdf_det/vit-b_dior-r.py', 111.2),
+    ('sdf_det/vit-b_dota2.py', 111.2),
+])
+def test_paper_parameter_counts(rel, expected):
+    assert n_params(rel) == expected
+
+
+def _leaves(ds):
+    if 'datasets' in ds:
+        for d in ds['datasets']:
+            yield from _leaves(d)
+    else:
+        yield ds
+
+
+@pytest.mark.parametrize('arch', ['b', 'l', 'h'])
+def test_moe_settings_of_the_paper(arch):
+    cfg = Config.fromfile(str(CFG / f'mdf_det/vit-{arch}-moe_dior-r_dota2.py'))
+    assert cfg.default_scope == 'mmrotate'
+    m = cfg.model
+    assert m.type == 'mmdet.MultiHeadTwoStageDetector'
+    assert (m.backbone.arch, m.backbone.num_experts,
+            m.backbone.expert_width) == (arch, 2, 256)
+    assert m.backbone.init_cfg.prefix == 'student.backbone.'
+    assert f'vit-{arch}' in m.backbone.init_cfg.checkpoint
+    assert m.dataset_names == ['dior', 'dota']
+    heads = m.dataset_heads
+    assert heads.dior.roi_head.bbox_head.num_classes == 20
+    assert heads.dota.roi_head.bbox_head.num_classes == 18
+    for h in heads.values():  # Oriented R-CNN pieces, le90
+        assert h.rpn_head.type == 'OrientedRPNHead'
+        assert h.rpn_head.bbox_coder.type == 'MidpointOffsetCoder'
+        assert h.rpn_head.bbox_coder.angle_version == 'le90'
+        roi = h.roi_head.bbox_roi_extractor.roi_layer
+        assert (roi.type, roi.out_size) == ('RoIAlignRotated', 7)
+        assert h.roi_head.bbox_head.type == 'mmdet.Shared2FCBBoxHead'
+        assert h.roi_head.bbox_head.bbox_coder.angle_version == 'le90'
+    opt = cfg.optim_wrapper
+    assert (opt.optimizer.type, opt.optimizer.lr,
+            opt.optimizer.weight_decay) == ('AdamW', 1e-4, 0.05)
+    assert opt.clip_grad.max_norm == 35
+    warm, step = cfg.param_scheduler
+    assert (warm.type, warm.by_epoch, warm.end) == ('LinearLR', False, 500)
+    ipe = cfg.iters_per_epoch
+    assert ipe == math.ceil(11725 / 16)  # DIOR-R trainval, 2 x 8 GPUs
+    assert cfg.train_cfg.max_iters == 12 * ipe
+    assert step.milestones == [8 * ipe, 11 * ipe] and step.gamma == 0.1
+    loader = cfg.train_dataloader
+    assert loader.sampler.type == 'mmdet.MultiSourceSampler'
+    assert loader.batch_size == loader.sampler.batch_size == 4
+    assert loader.sampler.source_ratio == [2, 2]  # 2 images per dataset
+    names = [d.get('dataset_name') for d in loader.dataset.datasets]
+    assert names == [None, 'dota']  # DIOR-R: train + val, each 'dior'
+    for d in _leaves(loader.dataset):
+        resize = [t for t in d.pipeline if t.type == 'mmdet.Resize']
+        assert resize[0].scale == (1024, 1024)
+        pack = d.pipeline[-1]
+        assert 'dataset_name' in pack.meta_keys
+        assert d.get('dataset_name', 'dior') in ('dior', 'dota')
+    assert [e.dataset_name for e in cfg.val_evaluator] == ['dior', 'dota']
+    assert cfg.val_evaluator[0].eval_mode == '11points'
+    assert cfg.test_evaluator[1].format_only
+    assert cfg.test_evaluator[1].merge_patches
+
+
+def test_single_dataset_schedule_on_epochs():
+    cfg = Config.fromfile(str(CFG / 'sdf_det/vit-b_dior-r.py'))
+    assert cfg.train_cfg.type == 'EpochBasedTrainLoop'
+    assert cfg.train_cfg.max_epochs == 12
+    assert cfg.param_scheduler[1].milestones == [8, 11]
+    assert cfg.train_dataloader.batch_size == 2
+    assert cfg.val_dataloader.dataset.diff_thr == 0  # VOC: difficult ignored
+
+
+# -------------------------------------------------- CPU, end to end
+@pytest.fixture(scope='module')
+def demo(shared_data, tmp_path_factory):
+    spec = importlib.util.spec_from_file_location(
+        'tool_run_det_demo', REPO / 'tools' / 'run_det_demo.py')
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules['tool_run_det_demo'] = mod
+    spec.loader.exec_module(mod)
+    work = tmp_path_factory.mktemp('det_demo')
+    dota_root, dior_lists, counts = mod.prepare_data(str(work), 512, 128)
+    assert counts == dict(train=18, heldout=8, dior_train=8, dior_heldout=6)
+    return mod, work, dota_root, dior_lists
+
+
+@pytest.mark.parametrize('kind', ['plain', 'moe'])
+def test_train_and_test_on_cpu(demo, kind):
+    from mmengine.runner import Runner
+    mod, work, dota_root, dior_lists = demo
+    cfg = mod.build_cfg(mod.CONFIGS[kind], str(work / kind), dota_root,
+                        dior_lists, iters=2, seed=0)
+    cfg.train_dataloader.update(num_workers=0, persistent_workers=False)
+    cfg.test_dataloader.update(num_workers=0, persistent_workers=False)
+    for d in _leaves(cfg.test_dataloader.dataset):
+        d.indices = 1  # one patch / crop per dataset
+    cfg.model.test_cfg.rcnn.score_thr = 0.  # untrained: low scores
+    cfg.default_hooks.logger.interval = 1
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    loss = runner.message_hub.get_scalar('train/loss').current()
+    assert math.isfinite(loss) and loss > 0
+    if kind == 'moe':
+        for k in ('train/dior.loss_bbox', 'train/dota.loss_rpn_cls'):
+            assert math.isfinite(runner.message_hub.get_scalar(k).current())
+    metrics = runner.test()
+    prefixes = ['dota'] if kind == 'plain' else ['dior', 'dota']
+    for p in prefixes:
+        for key in ('mAP', 'AP50', 'AP30', 'AP10'):
+            assert 0. <= metrics[f'{p}/{key}'] <= 1.
+    assert (work / kind / 'iter_2.pth').is_file()
