@@ -57,6 +57,9 @@ def parse_args(argv=None):
                    help='pictures per evaluated set')
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--resume', action='store_true',
+                   help='continue from the last checkpoint (one every 100 '
+                   'iterations) in WORK_DIR/<model>')
     return p.parse_args(argv)
 
 
@@ -105,7 +108,8 @@ def _datasets(cfg_ds):
         yield cfg_ds
 
 
-def build_cfg(path, work_dir, dota_root, dior_lists, iters, seed):
+def build_cfg(path, work_dir, dota_root, dior_lists, iters, seed,
+              resume=False):
     from mmengine.config import Config
     from run_s4p_demo import stretch_schedule
     cfg = Config.fromfile(str(path))
@@ -118,6 +122,10 @@ def build_cfg(path, work_dir, dota_root, dior_lists, iters, seed):
                                       osp.basename(d.ann_file))
                 d.data_root = str(SHARED / 'dior_format_from_dota')
     stretch_schedule(cfg, iters)
+    # a checkpoint every 100 iterations: a killed run can --resume
+    cfg.default_hooks.checkpoint.update(interval=min(100, iters),
+                                        max_keep_ckpts=1)
+    cfg.resume = resume
     cfg.work_dir = work_dir
     cfg.randomness = dict(seed=seed)
     cfg.default_hooks.visualization = dict(type='mmdet.DetVisualizationHook')
@@ -227,16 +235,18 @@ def run_model(kind, args, dota_root, dior_lists):
     from mmengine.runner import Runner
     work_dir = osp.join(args.work_dir, kind)
     cfg = build_cfg(CONFIGS[kind], work_dir, dota_root, dior_lists,
-                    args.iters, args.seed)
+                    args.iters, args.seed, args.resume)
     runner = Runner.from_cfg(cfg)
     t0 = time.time()
     runner.train()
     train_s = time.time() - t0
+    # mean step time of the iterations this process ran (IterTimerHook)
+    step_s = float(runner.message_hub.get_scalar('train/time').mean())
     model = runner.model
     show_root = args.show_dir or osp.join(args.work_dir, 'show')
     out = dict(config=str(CONFIGS[kind].relative_to(REPO)), iters=args.iters,
                train_seconds=round(train_s, 1),
-               seconds_per_iter=round(train_s / args.iters, 3),
+               seconds_per_iter=round(step_s, 3),
                parameters_m=round(sum(p.numel() for p in model.parameters())
                                   / 1e6, 3), sets={})
     for name, (ds_cfg, ds_name) in eval_sets(cfg).items():
