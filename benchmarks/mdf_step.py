@@ -26,14 +26,12 @@ Prints markdown table rows and the ratios.
 import argparse
 import copy
 import socket
-import sys
 import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 NAMES = ['vaihingen', 'potsdam', 'loveda', 'openearthmap']
 CLASSES = dict(vaihingen=5, potsdam=5, loveda=7, openearthmap=9)
 
@@ -154,7 +152,7 @@ def run_single_process(args):
                      f'MoE-MDF model, 4 datasets x {args.per_dataset}'),
     }
     times = {}
-    print(f'| machine | images | dtype | model | s / step | peak mem |')
+    print('| machine | images | dtype | model | s / step | peak mem |')
     print('|---|---|---|---|---|---|')
     for key in args.models:
         kind, names, label = plan[key]

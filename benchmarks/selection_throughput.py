@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def _model(cfg_path, key=None):
@@ -89,7 +88,9 @@ def _tiles():
     their band 6 is nodata)."""
     import rasterio
 
-    from s5_mm.datasets.landcover_prepare import prepare_landcover
+    from s5_mm.utils.tools import load_tool
+    prepare_landcover = load_tool(
+        'dataset_converters/prepare_landcover.py').prepare_landcover
     root = Path(tempfile.gettempdir()) / 's5_sel_bench_tiles'
     prepare_landcover(root, fetch=False)
     out = []

@@ -46,3 +46,14 @@ def pytest_configure(config):
         import torch
         torch.set_num_threads(1)
         os.environ.setdefault('OMP_NUM_THREADS', '1')
+
+
+@pytest.fixture(autouse=True)
+def _module_default_scope(request):
+    """Registry scope named by a test module's ``DEFAULT_SCOPE``, set before
+    each of its tests: a scope set once at import is overwritten by the
+    modules an xdist worker runs in between."""
+    scope = getattr(request.module, 'DEFAULT_SCOPE', None)
+    if scope is not None:
+        from mmengine.registry import init_default_scope
+        init_default_scope(scope)

@@ -14,13 +14,10 @@ overlapping patches. A config's test evaluator can do the same in one run:
 outfile_prefix=...)``.
 """
 import argparse
-import sys
-from pathlib import Path
 from typing import List, Sequence
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from s5_mm.datasets.dota import merge_patch_dets, write_task1_files  # noqa
 

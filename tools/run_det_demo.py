@@ -25,14 +25,10 @@ import copy
 import json
 import os
 import os.path as osp
-import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / 'tools'))
-sys.path.insert(0, str(REPO / 'tools' / 'dataset_converters'))
 
 SHARED = REPO.parent / 'shared' / 'data' / 'rotated'
 CONFIGS = dict(
@@ -66,7 +62,8 @@ def parse_args(argv=None):
 # ------------------------------------------------------------------- data
 def prepare_data(work_dir, patch, gap):
     """Split the DOTA images and write the DIOR-format split lists."""
-    from dota_split import split_dota
+    from s5_mm.utils.tools import load_tool
+    split_dota = load_tool('dataset_converters/dota_split.py').split_dota
     work_dir = osp.abspath(work_dir)  # dataset roots differ
     root = osp.join(work_dir, 'data', f'dota_mini_{patch}')
     src = SHARED / 'dota_mini'
@@ -111,7 +108,8 @@ def _datasets(cfg_ds):
 def build_cfg(path, work_dir, dota_root, dior_lists, iters, seed,
               resume=False):
     from mmengine.config import Config
-    from run_s4p_demo import stretch_schedule
+    from s5_mm.utils.tools import load_tool
+    stretch_schedule = load_tool('run_s4p_demo.py').stretch_schedule
     cfg = Config.fromfile(str(path))
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         for d in _datasets(cfg[key].dataset):

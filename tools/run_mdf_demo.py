@@ -25,16 +25,13 @@ Table (per seed, mean, std) on stdout and ``<work-dir>/results.md``, raw
 figures in ``results.json``.
 """
 import argparse
-import importlib.util
 import json
 import re
 import statistics
-import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 CONFIGS = dict(
     moe=['configs/demo/mdf_vit-tiny_landcover.py'],
@@ -193,10 +190,8 @@ def run_method(method, seed, args, data_root, work, ckpt):
 
 def reload_check(run) -> dict:
     """tools/test.py on the saved config and checkpoint of ``run``."""
-    spec = importlib.util.spec_from_file_location('s5mm_test_tool',
-                                                  REPO / 'tools' / 'test.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from s5_mm.utils.tools import load_tool
+    tool = load_tool('test.py')
     first = run['runs'][0]
     work = Path(first['checkpoint']).parent / 'reload_test'
     metrics = tool.main([first['dumped_config'], first['checkpoint'],
@@ -238,7 +233,9 @@ def table(results, seeds):
 def main(argv=None):
     args = parse_args(argv)
     import s5_mm  # noqa: F401
-    from s5_mm.datasets.landcover_prepare import prepare_landcover
+    from s5_mm.utils.tools import load_tool
+    prepare_landcover = load_tool(
+        'dataset_converters/prepare_landcover.py').prepare_landcover
     data_root = Path(args.data_root).resolve()
     work = Path(args.work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)

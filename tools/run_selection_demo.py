@@ -25,10 +25,8 @@ Tables go to ``<work-dir>/results.md``; figures to ``results.json`` and
 ``ood.json``.
 """
 import argparse
-import importlib.util
 import json
 import statistics
-import sys
 import time
 from argparse import Namespace
 from pathlib import Path
@@ -36,7 +34,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 SUP_CFG = REPO / 'configs/demo/s4p-supervised_vit-tiny_landcover.py'
 S4P_CFG = REPO / 'configs/demo/s4p_vit-tiny_landcover.py'
 ARMS = ('selected', 'random', 'whole')
@@ -44,11 +41,8 @@ OOD_KINDS = ('other_scene', 'noise', 'constant', 'band_shuffled')
 
 
 def _demo():
-    spec = importlib.util.spec_from_file_location(
-        '_run_s4p_demo', REPO / 'tools/run_s4p_demo.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from s5_mm.utils.tools import load_tool
+    return load_tool('run_s4p_demo.py')
 
 
 def parse_args(argv=None):
@@ -301,7 +295,9 @@ def s4p_table(results, seeds):
 def main(argv=None):
     args = parse_args(argv)
     import s5_mm  # noqa: F401
-    from s5_mm.datasets.landcover_prepare import prepare_landcover
+    from s5_mm.utils.tools import load_tool
+    prepare_landcover = load_tool(
+        'dataset_converters/prepare_landcover.py').prepare_landcover
     demo = _demo()
     data_root = Path(args.data_root).resolve()
     work = Path(args.work_dir).resolve()

@@ -2,9 +2,7 @@
 (S5_METHOD.md sections 3-5), and the CPU path end to end on the real DOTA
 images (split, train a few steps through mmengine's Runner, predict,
 score): rotated NMS, rotated IoU and rotated RoI align on CPU."""
-import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
 import s5_mm  # noqa: F401
+from s5_mm.testing import load_tool
 
 REPO = Path(__file__).resolve().parents[2]
 CFG = REPO / 'configs'
@@ -107,11 +106,7 @@ def test_single_dataset_schedule_on_epochs():
 # -------------------------------------------------- CPU, end to end
 @pytest.fixture(scope='module')
 def demo(shared_data, tmp_path_factory):
-    spec = importlib.util.spec_from_file_location(
-        'tool_run_det_demo', REPO / 'tools' / 'run_det_demo.py')
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules['tool_run_det_demo'] = mod
-    spec.loader.exec_module(mod)
+    mod = load_tool('run_det_demo.py')
     work = tmp_path_factory.mktemp('det_demo')
     dota_root, dior_lists, counts = mod.prepare_data(str(work), 512, 128)
     assert counts == dict(train=18, heldout=8, dior_train=8, dior_heldout=6)

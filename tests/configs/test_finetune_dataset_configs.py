@@ -6,12 +6,12 @@ import cv2
 import numpy as np
 import pytest
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 
 import s5_mm  # noqa: F401
 from s5_mm.registry import DATASETS
 
-init_default_scope('mmseg')
+# the autouse fixture in tests/conftest.py sets it before each test
+DEFAULT_SCOPE = 'mmseg'
 NAMES = ('vaihingen', 'potsdam', 'loveda', 'openearthmap')
 # top raw mask id per dataset (its valid ids after the dataset's mapping)
 TOP_ID = {'vaihingen': 6, 'potsdam': 6, 'loveda': 7, 'openearthmap': 8}

@@ -3,14 +3,14 @@ lists, dataset names, the label-range check."""
 import cv2
 import numpy as np
 import pytest
-from mmengine.registry import init_default_scope
 from PIL import Image
 
 import s5_mm  # noqa: F401
 from s5_mm.datasets.isprs import S5PotsdamDataset, S5VaihingenDataset
 from s5_mm.registry import DATASETS
 
-init_default_scope('mmseg')
+# the autouse fixture in tests/conftest.py sets it before each test
+DEFAULT_SCOPE = 'mmseg'
 LOAD = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]
 META = ('img_path', 'seg_map_path', 'dataset_name')
 # MMSeg converter ids: 0 undefined, 1..6 impervious, building, low veg, tree,

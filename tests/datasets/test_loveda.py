@@ -1,13 +1,13 @@
 """S5LoveDADataset on the real LoveDA sample: 7 classes, no-data ignored."""
 import numpy as np
 import pytest
-from mmengine.registry import init_default_scope
 from PIL import Image
 
 import s5_mm  # noqa: F401
 from s5_mm.datasets.loveda import S5LoveDADataset
 
-init_default_scope('mmseg')
+# the autouse fixture in tests/conftest.py sets it before each test
+DEFAULT_SCOPE = 'mmseg'
 LOAD = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]
 SCENES = [('Train', 0), ('Train', 1), ('Val', 2)]
 

@@ -2,14 +2,14 @@
 import cv2
 import numpy as np
 import pytest
-from mmengine.registry import init_default_scope
 from PIL import Image
 
 import s5_mm  # noqa: F401
 from s5_mm.datasets.openearthmap import (OEM_8_CLASSES, OEM_CLASSES,
                                          OpenEarthMapDataset)
 
-init_default_scope('mmseg')
+# the autouse fixture in tests/conftest.py sets it before each test
+DEFAULT_SCOPE = 'mmseg'
 LOAD = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]
 PREFIX = dict(img_path='img_dir/train', seg_map_path='ann_dir/train')
 

@@ -11,14 +11,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from mmengine.registry import init_default_scope
 
 import s5_mm  # noqa: F401
 from mmrotate.registry import DATASETS
 from mmrotate.structures import RotatedBoxes
 from mmrotate.structures.bbox import qbox2rbox, rbox2qbox
 
-init_default_scope('mmrotate')
+# the autouse fixture in tests/conftest.py sets it before each test
+DEFAULT_SCOPE = 'mmrotate'
 DOTA_V1 = ('plane', 'baseball-diamond', 'bridge', 'ground-track-field',
            'small-vehicle', 'large-vehicle', 'ship', 'tennis-court',
            'basketball-court', 'storage-tank', 'soccer-ball-field',

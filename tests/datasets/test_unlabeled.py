@@ -2,12 +2,12 @@
 import cv2
 import numpy as np
 import pytest
-from mmengine.registry import init_default_scope
 
 import s5_mm  # noqa: F401
 from s5_mm.datasets.unlabeled import UnlabeledImageDataset
 
-init_default_scope('mmseg')
+# the autouse fixture in tests/conftest.py sets it before each test
+DEFAULT_SCOPE = 'mmseg'
 
 
 def write_png(path, h=8, w=6, value=0):

@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-import rasterio
 from rasterio.transform import from_origin
 from rel_utils import REPO, last_line, make_tiles, snapshot, write_tif
 

@@ -1,7 +1,6 @@
 """SegScorer on real land-cover tiles with the briefly trained demo model:
 tile and resize modes against direct computations, S4P wrappers, and the
 EntropySelectionHook against the tool on the saved checkpoint."""
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -9,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-_spec = importlib.util.spec_from_file_location(
-    '_sel_landcover_model', Path(__file__).parent / 'landcover_model.py')
-lm = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(lm)
+from s5_mm.testing import landcover_model as lm
+from s5_mm.testing import load_tool
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope='module')
@@ -104,7 +103,7 @@ def test_s4p_wrapper_scores_with_its_predictor(trained):
 
     from s5_mm.selection import SegScorer
     init_default_scope('mmseg')
-    cfg = Config.fromfile(str(lm.REPO / 'configs/demo/'
+    cfg = Config.fromfile(str(REPO / 'configs/demo/'
                               's4p_vit-tiny_landcover.py'))
     s4p = MODELS.build(cfg.model).eval()
     t = _tiles(trained[0])[:2]
@@ -137,7 +136,7 @@ def test_hook_selects_after_training_like_the_tool(trained, tmp_path):
     assert hook.summary['selected'] == 30
     assert runner.model.training  # mode restored
     sel = (work / 'selection/selected.txt').read_text()
-    tool = lm.load_tool('select_data')
+    tool = load_tool('select_data.py')
     out = tmp_path / 'tool'
     rc = tool.main([
         str(trained[1]), str(work / 'iter_4.pth'), '--pool',

@@ -11,13 +11,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from mmengine.registry import init_default_scope
 from PIL import Image
 
 import s5_mm  # noqa: F401
 from mmseg.datasets import ISPRSDataset, iSAIDDataset
 
-init_default_scope('mmseg')
+# the autouse fixture in tests/conftest.py sets it before each test
+DEFAULT_SCOPE = 'mmseg'
 REPO = Path(__file__).resolve().parents[2]
 CONV = REPO / 'tools' / 'dataset_converters'
 LOAD = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]

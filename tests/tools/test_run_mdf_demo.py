@@ -3,26 +3,24 @@ labels are the documented merge of the 7 classes, pre-training, MoE-MDF and
 single-dataset runs train and score on the test tiles with their protocols,
 and the MoE-MDF checkpoint reloads through tools/test.py with equal
 scores."""
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 import rasterio
 
+from s5_mm.testing import load_tool
+
 
 @pytest.fixture(scope='module')
 def demo(repo_root):
-    spec = importlib.util.spec_from_file_location(
-        's5mm_run_mdf_demo', repo_root / 'tools' / 'run_mdf_demo.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool('run_mdf_demo.py')
 
 
 @pytest.fixture(scope='module')
 def tiles(tmp_path_factory, shared_data):
-    from s5_mm.datasets.landcover_prepare import prepare_landcover
+    prepare_landcover = load_tool(
+        'dataset_converters/prepare_landcover.py').prepare_landcover
     out = tmp_path_factory.mktemp('landcover')
     prepare_landcover(out, src=shared_data / 'landcover_nc', fetch=False)
     return out

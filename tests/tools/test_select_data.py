@@ -2,7 +2,6 @@
 demo model: an independent reference computation, pseudo-labels, the list
 the S4P dataset reads, bad images, early errors, kill-and-resume with a real
 signal, and a 2-process gloo run."""
-import importlib.util
 import json
 import os
 import shutil
@@ -17,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from s5_mm.testing import landcover_model as lm
+from s5_mm.testing import load_tool
+
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    '_sel_landcover_model', REPO / 'tests/selection/landcover_model.py')
-lm = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(lm)
 
 BAND_MEAN = [82.59, 68.58, 68.98, 67.99, 88.85, 60.28]
 BAND_STD = [15.76, 17.56, 25.05, 13.81, 25.32, 23.34]
@@ -34,7 +32,7 @@ def model(tmp_path_factory, shared_data):
 
 @pytest.fixture(scope='module')
 def tool():
-    return lm.load_tool('select_data')
+    return load_tool('select_data.py')
 
 
 def _args(cfg, ckpt, pool, labeled, out, *extra, budget=44, clusters=4):

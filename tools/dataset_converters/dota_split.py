@@ -35,14 +35,11 @@ are skipped and reported.
 import argparse
 import os
 import os.path as osp
-import sys
 from functools import partial
-from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from _common import (read_image, run_parallel, window_starts,  # noqa: E402
                      write_png)

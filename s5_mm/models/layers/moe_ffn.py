@@ -136,7 +136,7 @@ class MoEFFN(nn.Module):
         # A plain (non-MoE) checkpoint: split its fc2 into shared + experts,
         # so the MoE model starts as exactly the pre-trained function.
         if self.num_experts > 0:
-            w_key, b_key = prefix + 'fc2.weight', prefix + 'fc2.bias'
+            w_key = prefix + 'fc2.weight'
             has_moe = any(
                 k.startswith((prefix + 'fc2_shared.', prefix + 'experts.'))
                 for k in state_dict)

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import rasterio
 from mmengine.dataset import Compose
-from mmengine.registry import init_default_scope
 from rasterio.transform import Affine, array_bounds
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
@@ -15,7 +14,8 @@ from s5_mm.datasets.transforms.geometric import (CropWindow, GeoRandomCrop,
                                                  GeoRandomFlip, RandomRescale,
                                                  RandomRot90)
 
-init_default_scope('mmseg')
+# the autouse fixture in tests/conftest.py sets it before each test
+DEFAULT_SCOPE = 'mmseg'
 BANDS = (10, 20, 30, 40, 50, 70)
 
 

@@ -2,13 +2,13 @@
 import numpy as np
 import pytest
 from mmengine.dataset import Compose
-from mmengine.registry import init_default_scope
 
 import s5_mm  # noqa: F401
 from s5_mm.datasets.transforms.label_check import (CheckLabelRange,
                                                    insert_label_check)
 
-init_default_scope('mmseg')
+# the autouse fixture in tests/conftest.py sets it before each test
+DEFAULT_SCOPE = 'mmseg'
 
 
 def test_range_and_ignore():

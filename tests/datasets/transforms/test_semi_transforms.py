@@ -2,14 +2,14 @@
 import numpy as np
 import pytest
 from mmengine.dataset import Compose
-from mmengine.registry import init_default_scope
 
 import s5_mm  # noqa: F401
 from s5_mm.datasets.transforms.semi_transforms import (
     AddPaddingMask, MultiBandColorJitter, MultiBandGaussianBlur,
     MultiBandGrayscale, resolve_rgb_bands, rgb_to_gray, shift_hue)
 
-init_default_scope('mmseg')
+# the autouse fixture in tests/conftest.py sets it before each test
+DEFAULT_SCOPE = 'mmseg'
 
 
 def test_resolve_rgb_bands():

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from mmdet.structures import DetDataSample
-from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
 import s5_mm  # noqa: F401
@@ -17,7 +16,8 @@ from mmrotate.registry import DATASETS, METRICS
 from mmrotate.structures import RotatedBoxes
 from s5_mm.evaluation.metrics import RotatedVOCMetric
 
-init_default_scope('mmrotate')
+# the autouse fixture in tests/conftest.py sets it before each test
+DEFAULT_SCOPE = 'mmrotate'
 
 
 def inst(boxes, labels, scores=None):

@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
@@ -14,7 +13,8 @@ from s5_mm.models.segmentors import semi_segmentor as semi_mod
 from s5_mm.models.utils.cutmix import boxes_to_masks, sample_cutmix_boxes
 from s5_mm.testing import identity_segmentor_cfg, tiny_segmentor_cfg
 
-init_default_scope('mmseg')
+# the autouse fixture in tests/conftest.py sets it before each test
+DEFAULT_SCOPE = 'mmseg'
 
 
 def conv_segmentor():

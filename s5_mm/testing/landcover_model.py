@@ -1,25 +1,14 @@
-"""A briefly trained land-cover demo model for the selection tests.
-
-Not a conftest: tests/selection and tests/tools load it with importlib and
-share one trained checkpoint per pytest session (under the session's base
-temporary folder).
-"""
-import importlib.util
+"""A briefly trained land-cover demo model for the selection tests:
+tests/selection and tests/tools share one trained checkpoint per pytest
+session (under the session's base temporary folder)."""
 import os
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-SUP_CFG = REPO / 'configs/demo/s4p-supervised_vit-tiny_landcover.py'
+from s5_mm.utils.tools import TOOLS_DIR, load_tool
+
+SUP_CFG = (TOOLS_DIR.parent /
+           'configs/demo/s4p-supervised_vit-tiny_landcover.py')
 ITERS = 40  # enough for spread-out entropies (about 10 s unloaded)
-
-
-def load_tool(name):
-    """A tools/ script as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        f'_tool_{name}', REPO / 'tools' / f'{name}.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _base(tmp_path_factory):
@@ -30,12 +19,13 @@ def _base(tmp_path_factory):
 
 def landcover_tiles(tmp_path_factory, shared_data):
     """Prepared tiles + the demo's 'tiles' split (10 labelled / 89)."""
-    from s5_mm.datasets.landcover_prepare import prepare_landcover
+    prepare_landcover = load_tool(
+        'dataset_converters/prepare_landcover.py').prepare_landcover
     base = _base(tmp_path_factory) / 'selection_landcover'
     if not (base / 'splits/tiles/unlabelled.txt').is_file():
         prepare_landcover(base, src=shared_data / 'landcover_nc',
                           fetch=False)
-        load_tool('run_s4p_demo').make_splits(base, 'tiles', 10, 0.01)
+        load_tool('run_s4p_demo.py').make_splits(base, 'tiles', 10, 0.01)
     return base
 
 
@@ -61,7 +51,7 @@ def trained_model(tmp_path_factory, shared_data):
 
 def build_sup_cfg(data_root, work, iters, seed=0):
     import time
-    demo = load_tool('run_s4p_demo')
+    demo = load_tool('run_s4p_demo.py')
     split = dict(labelled_list='splits/tiles/labelled.txt',
                  label_dir='ann_dir/train',
                  unlabelled_list='splits/tiles/unlabelled.txt')
