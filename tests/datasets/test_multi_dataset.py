@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 import s5_mm  # noqa: F401
 from s5_mm.datasets.multi_dataset import MDFConcatDataset, dataset_names_of
 from s5_mm.engine.hooks import MultiDatasetCheckHook
-from s5_mm.engine.loops import iters_per_epoch
+from s5_mm.engine.runner import iters_per_epoch
 from s5_mm.registry import DATASETS
 
 PIPELINE = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
