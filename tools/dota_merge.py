@@ -16,24 +16,9 @@ outfile_prefix=...)``.
 import argparse
 from typing import List, Sequence
 
-import numpy as np
-
-
-from s5_mm.datasets.dota import merge_patch_dets, write_task1_files  # noqa
-
-VERSIONS = {
-    '1.0': 'S5DOTADataset',
-    '1.5': 'S5DOTAv15Dataset',
-    '2.0': 'S5DOTAv2Dataset'
-}
-
-
-def _array(x, width):
-    if hasattr(x, 'tensor'):
-        x = x.tensor
-    if hasattr(x, 'numpy'):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float32).reshape(-1, width)
+from s5_mm.datasets.dota import (DOTA_VERSIONS, dota_classes, merge_patch_dets,
+                                 write_task1_files)
+from s5_mm.evaluation.metrics.rotated_voc_metric import as_array
 
 
 def results_from_dump(dump: Sequence[dict]) -> List[dict]:
@@ -46,24 +31,23 @@ def results_from_dump(dump: Sequence[dict]) -> List[dict]:
                            f'(keys {sorted(r)}); dump it with '
                            'tools/test.py --out')
         p = r['pred_instances']
-        out.append(dict(img_id=r['img_id'], bboxes=_array(p['bboxes'], 5),
-                        scores=_array(p['scores'], 1)[:, 0],
-                        labels=_array(p['labels'], 1)[:, 0].astype(int)))
+        out.append(dict(img_id=r['img_id'], bboxes=as_array(p['bboxes'], 5),
+                        scores=as_array(p['scores'], 1)[:, 0],
+                        labels=as_array(p['labels'], 1)[:, 0].astype(int)))
     return out
 
 
 def classes_of(version: str = None, classes: Sequence[str] = None):
     if classes:
         return list(classes)
-    import s5_mm.datasets.dota as dota
-    return list(getattr(dota, VERSIONS[version or '2.0']).METAINFO['classes'])
+    return dota_classes(version or '2.0')
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('results', help='.pkl from tools/test.py --out')
     p.add_argument('out_dir', help='folder of the Task1_<class>.txt files')
-    p.add_argument('--version', choices=sorted(VERSIONS), default='2.0')
+    p.add_argument('--version', choices=sorted(DOTA_VERSIONS), default='2.0')
     p.add_argument('--classes', nargs='+', default=None,
                    help='class names in label order (instead of --version)')
     p.add_argument('--iou-thr', type=float, default=0.1)

@@ -343,3 +343,19 @@ class S5DOTAv15Dataset(S5DOTADataset, DOTAv15Dataset):
 @DATASETS.register_module()
 class S5DOTAv2Dataset(S5DOTADataset, DOTAv2Dataset):
     """DOTA-v2.0 (18 classes) with the behaviour of :class:`S5DOTADataset`."""
+
+
+# release version -> dataset class (the splitter's and merger's --version)
+DOTA_VERSIONS = {
+    '1.0': S5DOTADataset,
+    '1.5': S5DOTAv15Dataset,
+    '2.0': S5DOTAv2Dataset
+}
+
+
+def dota_classes(version: str) -> List[str]:
+    """Class names of DOTA ``version`` ('1.0', '1.5' or '2.0')."""
+    if version not in DOTA_VERSIONS:
+        raise KeyError(f'unknown DOTA version {version!r}; known: '
+                       f'{sorted(DOTA_VERSIONS)}')
+    return list(DOTA_VERSIONS[version].METAINFO['classes'])

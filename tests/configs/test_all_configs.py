@@ -111,7 +111,9 @@ def _as_list(x):
 
 
 @pytest.mark.parametrize('rel', FILES)
-def test_config_builds(rel, tmp_path):
+def test_config_builds(rel, tmp_path, monkeypatch):
+    # evaluators may create their output_dir (relative, e.g. work_dirs/...)
+    monkeypatch.chdir(tmp_path)
     cfg = Config.fromfile(str(CONFIGS / rel))
     scope = _scope(cfg, rel)
     _register_all(scope)

@@ -72,10 +72,14 @@ def test_moe_settings_of_the_paper(arch):
     assert opt.clip_grad.max_norm == 35
     warm, step = cfg.param_scheduler
     assert (warm.type, warm.by_epoch, warm.end) == ('LinearLR', False, 500)
-    ipe = cfg.iters_per_epoch
-    assert ipe == math.ceil(11725 / 16)  # DIOR-R trainval, 2 x 8 GPUs
-    assert cfg.train_cfg.max_iters == 12 * ipe
-    assert step.milestones == [8 * ipe, 11 * ipe] and step.gamma == 0.1
+    # epochs of DIOR-R trainval, converted by MultiSourceTrainLoop for the
+    # GPU count (tests/datasets/test_multi_dataset.py)
+    assert (cfg.train_cfg.type, cfg.train_cfg.max_epochs,
+            cfg.train_cfg.epoch_source) == ('mmseg.MultiSourceTrainLoop', 12, 0)
+    dior = cfg.train_dataloader.dataset.datasets[0]  # DIOR-R train + val
+    assert [d.type for d in dior.datasets] == ['mmrotate.S5DIORDataset'] * 2
+    assert (step.by_epoch, step.convert_to_iter_based, step.end,
+            step.milestones, step.gamma) == (True, True, 12, [8, 11], 0.1)
     loader = cfg.train_dataloader
     assert loader.sampler.type == 'mmdet.MultiSourceSampler'
     assert loader.batch_size == loader.sampler.batch_size == 4

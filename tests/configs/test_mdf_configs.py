@@ -15,12 +15,6 @@ from s5_mm.models.segmentors.mdf_utils import dataset_test_cfgs
 
 REPO = Path(__file__).resolve().parents[2]
 NAMES = ['vaihingen', 'potsdam', 'loveda', 'openearthmap']
-DATASET_BASES = [REPO / 'configs' / '_base_' / 'datasets' / f'{n}.py'
-                 for n in NAMES]
-pytestmark = pytest.mark.skipif(
-    not all(p.is_file() for p in DATASET_BASES),
-    reason='the dataset bases configs/_base_/datasets/{vaihingen,potsdam,'
-    'loveda,openearthmap}.py (issue 10, datasets part) are not merged yet')
 
 MDF = {'configs/mdf/vit-b-moe_4seg.py': ('b', 4, 160.4),
        'configs/mdf/vit-l-moe_4seg.py': ('l', 4, 435.0),

@@ -7,7 +7,9 @@ from types import SimpleNamespace
 import mmcv
 import numpy as np
 import pytest
+import torch
 from mmdet.datasets.samplers import MultiSourceSampler
+from mmengine.model import BaseModel
 from mmengine.registry import init_default_scope
 from torch.utils.data import DataLoader
 
@@ -82,6 +84,51 @@ def test_multi_source_sampler_draws_every_dataset_each_step(two):
     assert sampler.num_per_source == [1, 3]
     assert iters_per_epoch(DataLoader(ds, batch_size=4,
                                       sampler=sampler)) == 2
+
+    # the epoch counted by one dataset: the small one, 2 images a step
+    assert iters_per_epoch(loader, epoch_source=0) == 1
+    with pytest.raises(ValueError, match='epoch_source=2'):
+        iters_per_epoch(loader, epoch_source=2)
+
+
+class _OneWeight(BaseModel):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, inputs, data_samples=None, mode='loss'):
+        return dict(loss=self.w.sum() * 0 + self.w.sum())
+
+
+def test_loop_gives_epoch_schedulers_its_epoch_length(two, tmp_path):
+    """MultiSourceTrainLoop(max_epochs=4, epoch_source=1): 3 steps an epoch
+    (5 images, 2 a step); the epoch-based MultiStepLR steps at epochs 2, 3
+    = iterations 6, 9 (mmengine alone would use len(dataloader) = 7 // 4)."""
+    from mmengine.runner import Runner
+    runner = Runner(
+        model=_OneWeight(), work_dir=str(tmp_path / 'work'),
+        train_dataloader=dict(
+            batch_size=4, num_workers=0,
+            sampler=dict(type='mmdet.MultiSourceSampler', batch_size=4,
+                         source_ratio=[1, 1]),
+            dataset=dict(type='MDFConcatDataset', datasets=two,
+                         dataset_names=['small', 'large'])),
+        train_cfg=dict(type='MultiSourceTrainLoop', max_epochs=4,
+                       epoch_source=1, val_interval_epochs=100),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=1.0)),
+        param_scheduler=[dict(type='MultiStepLR', by_epoch=True,
+                              convert_to_iter_based=True, milestones=[2, 3],
+                              gamma=0.1)],
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook',
+                                           interval=10 ** 6)),
+        default_scope='mmseg')
+    runner.train()
+    assert runner.train_loop.max_iters == 12
+    sched = runner.param_schedulers[0]
+    assert (sched.by_epoch, sched.begin, sched.end) == (False, 0, 12)
+    assert sorted(sched.milestones) == [6, 9]
+    # lr 1 for 6 steps, 0.1 for 3, 0.01 for 3: w = 1 - 6 - 0.3 - 0.03
+    assert runner.model.w.item() == pytest.approx(1 - 6.33, abs=1e-5)
 
 
 def test_names_from_the_datasets_and_errors(two, tmp_path):

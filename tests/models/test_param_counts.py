@@ -80,8 +80,6 @@ def test_moe_oriented_rcnn_two_datasets():
     ('s4p/vit-h_rs4p1m.py', 663.4),
 ])
 def test_full_configs(rel, expected):
-    # configs/mdf*/ come with the MoE-MDF issues; their _base_ models are
-    # checked above.
     path = CFG / rel
     cfg = Config.fromfile(str(path))
     init_default_scope(cfg.get('default_scope', 'mmseg'))

@@ -39,18 +39,11 @@ from functools import partial
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
+from _common import read_image, run_parallel, window_starts, write_png
 
-
-from _common import (read_image, run_parallel, window_starts,  # noqa: E402
-                     write_png)
-from s5_mm.datasets.dota import (IMG_SUFFIXES, format_dota_line,  # noqa: E402
-                                 parse_dota_txt, patch_name)
-
-DOTA_VERSIONS = {
-    '1.0': 'S5DOTADataset',
-    '1.5': 'S5DOTAv15Dataset',
-    '2.0': 'S5DOTAv2Dataset'
-}
+from s5_mm.datasets.dota import (DOTA_VERSIONS, IMG_SUFFIXES, dota_classes,
+                                 format_dota_line, parse_dota_txt,
+                                 patch_name)
 
 
 def sliding_windows(width: int, height: int, sizes: Sequence[int],
@@ -242,11 +235,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    classes = None
-    if args.version:
-        import s5_mm.datasets.dota as dota
-        classes = getattr(dota, DOTA_VERSIONS[args.version]).METAINFO[
-            'classes']
+    classes = dota_classes(args.version) if args.version else None
     res = split_dota(args.img_dirs, args.out_dir, args.ann_dirs,
                      args.patch_size, args.gap, args.rates, args.iof_thr,
                      args.img_rate_thr, args.cut_difficulty,

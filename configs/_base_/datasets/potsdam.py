@@ -8,7 +8,9 @@
 #       [--clip-size 512 --stride 256]
 # or S5's split lists (ann_file, "<image> <mask>" lines).
 # Evaluation (S5): mF1 (IoUMetric's mFscore) on whole 512 crops with
-# horizontal-flip averaging: test_cfg mode='whole' and potsdam_tta_pipeline.
+# horizontal-flip averaging. configs/mdf and configs/sdf average the flip in
+# the model (test_cfg flip=True) and score with S5IoUMetric;
+# potsdam_tta_pipeline serves `tools/test.py --tta` (SegTTAModel).
 # Variables carry the dataset prefix so the four dataset bases combine in
 # one multi-dataset config (MMEngine forbids one key in two bases). A
 # single-dataset config sets e.g.

@@ -8,8 +8,11 @@
 #       [--clip-size 512 --stride 256]
 # or S5's split lists: ann_file='train.txt' with "<image> <mask>" lines
 # (relative to data_root).
-# Evaluation (S5): mIoU on whole 512 crops with horizontal-flip averaging:
-# model test_cfg mode='whole' and vaihingen_tta_pipeline (SegTTAModel).
+# Evaluation (S5): mIoU on whole 512 crops with horizontal-flip averaging.
+# configs/mdf and configs/sdf average the flip in the model (test_cfg
+# flip=True) and score with S5IoUMetric; vaihingen_tta_pipeline serves
+# `tools/test.py --tta` (MMSeg's SegTTAModel) for other models, and the plain
+# IoUMetric below for single-dataset use (it ignores 255 correctly).
 # Variables carry the dataset prefix so the four dataset bases combine in
 # one multi-dataset config (MMEngine forbids one key in two bases). A
 # single-dataset config sets e.g.

@@ -22,7 +22,9 @@ from mmrotate.evaluation.functional.mean_ap import tpfp_default
 from mmrotate.registry import METRICS
 
 
-def _numpy(x, width: int) -> np.ndarray:
+def as_array(x, width: int) -> np.ndarray:
+    """Boxes, scores or labels (tensor, box structure, list) as a float32
+    ``(n, width)`` array."""
     if hasattr(x, 'tensor'):  # mmdet / mmrotate box structures
         x = x.tensor
     if hasattr(x, 'detach'):
@@ -130,15 +132,15 @@ class RotatedVOCMetric(BaseMetric):
             ign = s.get('ignored_instances', {})
             self.results.append(
                 dict(img_id=s.get('img_id'),
-                     bboxes=_numpy(pred['bboxes'], 5),
-                     scores=_numpy(pred['scores'], 1)[:, 0],
-                     labels=_numpy(pred['labels'], 1)[:, 0].astype(np.int64),
-                     gt_bboxes=_numpy(gt.get('bboxes', np.zeros((0, 5))), 5),
-                     gt_labels=_numpy(gt.get('labels', np.zeros(0)),
+                     bboxes=as_array(pred['bboxes'], 5),
+                     scores=as_array(pred['scores'], 1)[:, 0],
+                     labels=as_array(pred['labels'], 1)[:, 0].astype(np.int64),
+                     gt_bboxes=as_array(gt.get('bboxes', np.zeros((0, 5))), 5),
+                     gt_labels=as_array(gt.get('labels', np.zeros(0)),
                                       1)[:, 0].astype(np.int64),
-                     ignore_bboxes=_numpy(ign.get('bboxes', np.zeros(
+                     ignore_bboxes=as_array(ign.get('bboxes', np.zeros(
                          (0, 5))), 5),
-                     ignore_labels=_numpy(ign.get('labels', np.zeros(0)),
+                     ignore_labels=as_array(ign.get('labels', np.zeros(0)),
                                           1)[:, 0].astype(np.int64)))
 
     def _classes(self) -> List[str]:
