@@ -211,6 +211,45 @@ def _gtiff(path, bands, value, nodata=-99999.0):
         d.write(np.full((bands, 32, 32), value, np.float32))
 
 
+def test_ood_floor_through_the_tool(run, tool, tmp_path):
+    """--ood-floor on a copy of the finished run (scoring resumes, the
+    selection reruns): no pool image below the floor is selected, the
+    similarities are the cosine to the nearest centroid recomputed here from
+    the stored features, and the held-out percentile rule is reported."""
+    out = tmp_path / 'out'
+    shutil.copytree(run['out'], out)
+    base = np.load(run['out'] / 'selection.npz')
+    floor = float(np.quantile(base['similarity'][base['selected']], 0.5))
+    args = _args(run['cfg'], run['ckpt'], run['pool'], run['labeled'], out,
+                 '--pool-root', str(run['img']), '--labeled-root',
+                 str(run['img']), '--list-suffix', '.tif', '--kmeans',
+                 'sklearn', '--save-pseudo-labels')  # the run's settings
+    assert tool.main(args + ['--ood-floor', f'{floor:.6f}']) == 0
+    sel = np.load(out / 'selection.npz')
+    feats = np.load(out / 'pool' / 'features.npy').astype(np.float32)
+    ok = np.isfinite(feats).all(1)
+    c = sel['centroids'] / np.linalg.norm(sel['centroids'], axis=1,
+                                          keepdims=True)
+    sim = (feats[ok] / np.linalg.norm(feats[ok], axis=1, keepdims=True)) @ c.T
+    np.testing.assert_allclose(sel['similarity'][ok], sim.max(1), atol=1e-3)
+    assert sel['selected'].sum() > 0
+    assert (sel['similarity'][sel['selected']] >= floor - 1e-6).all()
+    # about half of the first selection lay below the floor: now rejected
+    assert sel['selected'].sum() < base['selected'].sum()
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['ood_floor'] == pytest.approx(floor, abs=1e-6)
+    assert summary['below_ood_floor'] == int(
+        (ok & np.isfinite(sel['entropy']) & (sel['similarity'] < floor))
+        .sum())
+    # the percentile rule: a floor taken from the labelled images
+    out2 = tmp_path / 'out2'
+    shutil.copytree(run['out'], out2)
+    assert tool.main(args[:args.index('--out') + 1] + [str(out2)] +
+                     args[args.index('--out') + 2:] +
+                     ['--ood-floor', 'p10']) == 0
+    s2 = json.loads((out2 / 'summary.json').read_text())
+    assert 0 < s2['ood_floor'] < 1
+
 def test_bad_images_listed_and_skipped(run, tool, tmp_path):
     rows = [ln.split('\t') for ln in (run['out'] / 'pool/scores.tsv')
             .read_text().splitlines()[1:]]
