@@ -47,7 +47,12 @@ S4P_CFG = REPO / 'configs/demo/s4p_vit-tiny_landcover.py'
 SEL_CFG = REPO / 'configs/selection/entropy-diversity_vit-tiny_landcover.py'
 MDF_CFG = 'configs/demo/mdf_vit-tiny_landcover.py'
 STAGES = ('scoring', 'selection', 's4p', 'mdf', 'evaluation')
+LC3_CLASSES = ('non-vegetation', 'vegetation', 'water')
 LC3_PALETTE = [[170, 170, 170], [60, 180, 75], [0, 130, 200]]
+# held-out picture columns: result key -> heading
+COLUMNS = {'image': 'false colour (NIR, red, green)', 'labels': 'labels lc7',
+           'supervised': 'supervised', 's4p': 'S4P', 'moe_lc7': 'MoE-MDF lc7',
+           'labels_lc3': 'labels lc3', 'moe_lc3': 'MoE-MDF lc3'}
 PICTURE_SIZE = 192  # a 32 px tile is drawn 6x, nearest neighbour
 
 
@@ -64,15 +69,20 @@ def parse_args(argv=None):
     p.add_argument('--from', dest='from_stage', choices=STAGES,
                    help='rerun this stage and the later ones')
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--scoring-iters', type=positive_int, default=600,
+    p.add_argument('--scoring-iters', type=positive_int, default=300,
                    help='supervised scoring model / baseline steps')
-    p.add_argument('--s4p-iters', type=positive_int, default=600)
+    p.add_argument('--s4p-iters', type=positive_int, default=400)
     p.add_argument('--mdf-iters', type=positive_int, default=150)
     p.add_argument('--clusters', type=positive_int, default=4)
     p.add_argument('--pictures', type=positive_int, default=4,
                    help='held-out and unlabelled tiles drawn in the report')
     p.add_argument('--tensorboard', action='store_true',
                    help='TensorBoard events for every training run')
+    p.add_argument('--s4p-init', choices=['scoring', 'scratch'],
+                   default='scoring',
+                   help='S4P start: the scoring model\'s weights (student '
+                   'and teacher; stands in for the paper\'s MAE weights) '
+                   'or random')
     p.add_argument('--s4p-options', nargs='*', default=[],
                    help='key=value overrides of the S4P config')
     p.add_argument('--src', default=None, help='folder with the scene files')
@@ -97,7 +107,8 @@ class Pipeline:
         per = dict(scoring=dict(iters=a.scoring_iters, seed=a.seed,
                                 data_root=str(self.data_root)),
                    selection=dict(clusters=a.clusters),
-                   s4p=dict(iters=a.s4p_iters, options=a.s4p_options),
+                   s4p=dict(iters=a.s4p_iters, options=a.s4p_options,
+                            init=a.s4p_init),
                    mdf=dict(iters=a.mdf_iters),
                    evaluation=dict(pictures=a.pictures))
         out = {}
@@ -223,12 +234,15 @@ class Pipeline:
                     f'{ent["rejected"]["median"]:.3f} rejected; '
                     f'{s["no_valid_pixels"]} tiles without a valid pixel)')
 
-    def s4p(self, out, selection):
+    def s4p(self, out, scoring, selection):
         split = dict(self.split, unlabelled_list=selection['selected_list'])
         options = self.s4p_demo.parse_options(self.args.s4p_options)
         cfg = self.s4p_demo.build_cfg(S4P_CFG, self.data_root, split, out,
                                       self.args.seed, self.args.s4p_iters,
                                       options)
+        if self.args.s4p_init == 'scoring':
+            cfg.load_from = s4p_init_checkpoint(scoring['checkpoint'],
+                                                out / 'init_from_scoring.pth')
         self.finish_cfg(cfg, 'S4P')
         runner, m, cfg_path, ckpt = self.train_test(cfg)
         shares = None
@@ -290,7 +304,8 @@ class Pipeline:
         res['selection'] = self.run_stage(
             2, 'selection', lambda o: self.selection(o, res['scoring']))
         res['s4p'] = self.run_stage(
-            3, 's4p', lambda o: self.s4p(o, res['selection']))
+            3, 's4p', lambda o: self.s4p(o, res['scoring'],
+                                         res['selection']))
         res['mdf'] = self.run_stage(4, 'mdf',
                                     lambda o: self.mdf(o, res['s4p']))
         res['evaluation'] = self.run_stage(
@@ -302,6 +317,21 @@ class Pipeline:
               f'({time.time() - self.t_start:.0f} s in all; ran: '
               f'{", ".join(self.ran) or "nothing"})', flush=True)
         return dict(stages=res, report=report, ran=self.ran)
+
+
+def s4p_init_checkpoint(src, dst):
+    """A plain segmentor checkpoint as S4PSegmentor weights: the same
+    weights for the student and the EMA teacher."""
+    import torch
+
+    from s5_mm.utils.checkpoint import read_checkpoint, state_dict_of
+    state = state_dict_of(read_checkpoint(src, 'cpu'))
+    if any(k.startswith(('student.', 'teacher.')) for k in state):
+        raise ValueError(f'{src} is already an S4P checkpoint')
+    out = {f'{who}.{k}': v for who in ('student', 'teacher')
+           for k, v in state.items()}
+    torch.save(dict(state_dict=out, meta=dict(init_from=str(src))), dst)
+    return str(dst)
 
 
 # ------------------------------------------------------------ pictures
@@ -463,11 +493,24 @@ def table_rows(res):
     ]
 
 
+def _hex(c):
+    return '#%02x%02x%02x' % tuple(int(x) for x in c)
+
+
+def _legend_html(name, classes, palette):
+    items = ''.join(
+        f'<span class="sw" style="background:{_hex(c)}"></span>'
+        f'{html.escape(n)} ' for n, c in zip(classes, palette))
+    return (f'<p>{name}: {items}<span class="sw" style="background:#000">'
+            '</span>nodata</p>')
+
+
 def _fmt(v):
     return '-' if v is None else f'{v:.2f}'
 
 
 def write_report(pipe, res):
+    from s5_mm.datasets.landcover import LANDCOVER_CLASSES, LANDCOVER_PALETTE
     work = pipe.work
     rows = table_rows(res)
     sc, sl, s4, md, ev = (res[s] for s in STAGES)
@@ -534,14 +577,17 @@ def write_report(pipe, res):
                      f'![teacher]({rel(p["teacher"])}) '
                      f'![mask]({rel(p["mask"])})')
         lines.append('')
-    cols = ['image', 'labels', 'supervised', 's4p', 'moe_lc7', 'labels_lc3',
-            'moe_lc3']
     lines += ['## Predictions on held-out test tiles', '',
-              '| tile | ' + ' | '.join(cols) + ' |',
-              '|---' * (len(cols) + 1) + '|']
+              'Colours: lc7 ' + ', '.join(
+                  f'{n} {_hex(c)}' for n, c in
+                  zip(LANDCOVER_CLASSES, LANDCOVER_PALETTE)) + '; lc3 ' +
+              ', '.join(f'{n} {_hex(c)}' for n, c in
+                        zip(LC3_CLASSES, LC3_PALETTE)) + '; black nodata.',
+              '', '| tile | ' + ' | '.join(COLUMNS.values()) + ' |',
+              '|---' * (len(COLUMNS) + 1) + '|']
     for r in pics['heldout']:
         lines.append(f'| {r["tile"]} | ' + ' | '.join(
-            f'![{c}]({rel(r[c])})' for c in cols) + ' |')
+            f'![{c}]({rel(r[c])})' for c in COLUMNS) + ' |')
     scene = ev['scene']
     lines += ['', '## Scene map', '',
               f'Georeferenced class map (GeoTIFF): `{rel(scene["classes"])}`'
@@ -570,18 +616,24 @@ def write_report(pipe, res):
                       f'<td>{img(p[c], c, "tile")}</td>'
                       for c in ('image', 'teacher', 'mask')) + '</tr>')
     ps.append('</table>')
-    hs = ['<table><tr><th>tile</th>' + ''.join(f'<th>{c}</th>' for c in cols)
-          + '</tr>']
+    hs = [_legend_html('lc7', LANDCOVER_CLASSES, LANDCOVER_PALETTE),
+          _legend_html('lc3', LC3_CLASSES, LC3_PALETTE),
+          '<table><tr><th>tile</th>' + ''.join(
+              f'<th>{html.escape(c)}</th>' for c in COLUMNS.values()) +
+          '</tr>']
     for r in pics['heldout']:
         hs.append(f'<tr><td>{r["tile"]}</td>' + ''.join(
-            f'<td>{img(r[c], c, "tile")}</td>' for c in cols) + '</tr>')
+            f'<td>{img(r[c], c, "tile")}</td>' for c in COLUMNS) + '</tr>')
     hs.append('</table>')
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>S5 pipeline report</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1700px}}
 table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
-img.tile{{width:{PICTURE_SIZE}px;height:{PICTURE_SIZE}px;image-rendering:pixelated}}
+img.tile{{width:{PICTURE_SIZE}px;height:{PICTURE_SIZE}px;
+image-rendering:pixelated}}
+.sw{{display:inline-block;width:14px;height:14px;border:1px solid #333;
+margin:0 4px 0 10px;vertical-align:middle}}
 </style></head><body>
 <h1>S5 pipeline report</h1>
 <p>{html.escape(intro)}</p>
@@ -599,6 +651,16 @@ scored with its own head on the test tiles.</p>
 <p>Georeferenced class map: <code>{html.escape(rel(scene['classes']))}</code>
 </p>
 {img(scene['legend'], 'scene map')}
+<script>
+// how many pictures loaded (a headless-browser test reads data-images)
+window.addEventListener('load', function () {{
+  var imgs = document.images, ok = 0;
+  for (var i = 0; i < imgs.length; i++) {{
+    if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++;
+  }}
+  document.body.setAttribute('data-images', ok + '/' + imgs.length);
+}});
+</script>
 </body></html>
 """
     html_path = work / 'index.html'

@@ -87,7 +87,8 @@ def save_png(rgb: np.ndarray, path) -> str:
 
 def with_legend(image_png, classes: Sequence[str],
                 palette: Sequence[Sequence[int]], out_png,
-                min_width: int = 800, title: Optional[str] = None) -> str:
+                min_width: int = 800, title: Optional[str] = None,
+                font_size: int = 18) -> str:
     """``image_png`` upscaled (nearest) to at least ``min_width`` wide, with a
     legend column: one swatch in the palette colour and the name per
     class, and black = nodata."""
@@ -98,8 +99,8 @@ def with_legend(image_png, classes: Sequence[str],
     img = Image.open(image_png).convert('RGB')
     k = max(1, -(-min_width // img.width))
     img = img.resize((img.width * k, img.height * k), Image.NEAREST)
-    font = ImageFont.load_default()
-    row, pad, sw = 22, 12, 16
+    font = ImageFont.load_default(size=font_size)
+    row, pad, sw = font_size + 10, 12, font_size
     names = list(classes) + ['nodata']
     colours = [tuple(int(c) for c in p) for p in palette[:len(classes)]]
     colours.append((0, 0, 0))
