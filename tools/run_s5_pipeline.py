@@ -16,9 +16,11 @@ same runner set-up as tools/train.py / tools/test.py):
    configs/selection/entropy-diversity_vit-tiny_landcover.py).
 3. ``s4p``: S4P on the labelled tiles + the selected ones
    (configs/demo/s4p_vit-tiny_landcover.py). The paper initialises S4P from
-   MAE weights; no MAE model exists for this 6-band tiny ViT, so S4P starts
-   from scratch, as the S4P demo does (the scoring model saw the same
-   labels only, S5_METHOD.md uses it for selection alone).
+   MAE weights (S5_METHOD.md); no MAE model exists for this 6-band tiny
+   ViT, so student and EMA teacher start from the scoring model, the only
+   pre-trained weights here (trained on the same labelled tiles; no other
+   labels enter). ``--s4p-init scratch`` starts from random weights, as
+   tools/run_s4p_demo.py does (that needs about 1000 steps).
 4. ``mdf``: MoE-MDF fine-tuning from the S4P checkpoint (student) on two
    datasets with different class lists, lc7 (7 classes) and lc3
    (non-vegetation / vegetation / water), on disjoint training tiles
