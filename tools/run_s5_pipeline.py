@@ -524,6 +524,12 @@ def write_report(pipe, res):
                else f'S4P does NOT beat the supervised baseline on the '
                f'held-out tiles here ({gain:+.2f} mIoU points, seed '
                f'{pipe.args.seed}).')
+    d7 = md['lc7_mIoU'] - ev['test_mIoU']['s4p']
+    verdict += (f' On the {md["split"]["test"]} test tiles MoE-MDF lc7 '
+                f'{"gains" if d7 > 0 else "loses"} {abs(d7):.2f} mIoU '
+                'points against the S4P model it starts from (7-class '
+                'mean, classes a model predicts but the tiles lack count '
+                'as 0).')
     metrics = dict(
         seed=pipe.args.seed,
         iters=dict(scoring=pipe.args.scoring_iters, s4p=pipe.args.s4p_iters,
