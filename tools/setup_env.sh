@@ -72,6 +72,29 @@ else
   echo "$REQ_SHA" > "$STAMP"
 fi
 
+# Optional: TensorBoard (tools/train.py --tensorboard), plots. A failure
+# here does not stop the set-up.
+if ! have <<<"import tensorboard, matplotlib"; then
+  log "optional requirements (requirements/optional.txt)"
+  "${PIP[@]}" install -q -c "$C" -r requirements/optional.txt ||
+    echo "[setup] WARNING: requirements/optional.txt did not install; --tensorboard will not work" >&2
+fi
+
+# Chromium (Debian package) renders the demo report in the headless-browser
+# test (tests/tools/test_run_s5_pipeline.py); best-effort.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="$(command -v sudo || true)"
+  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || [ -n "$SUDO" ]; }; then
+    log "chromium (apt-get install -y chromium)"
+    { $SUDO apt-get install -y chromium >/dev/null ||
+      { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y chromium >/dev/null; }; } ||
+      echo "[setup] WARNING: apt-get could not install chromium; the report's browser test will be skipped" >&2
+  else
+    echo "[setup] WARNING: no chromium and no apt-get (or root/sudo) to install it: install Chromium yourself, or the report's headless-browser test is skipped" >&2
+  fi
+fi
+
 log "verifying the stack"
 "$PY" - <<'PYEOF'
 import torch, torchvision, mmengine, mmcv, mmdet, mmseg, mmpretrain, mmrotate, rasterio
@@ -90,6 +113,6 @@ print('stack OK')
 PYEOF
 
 if [ "$RUN_DEMO" = 1 ]; then
-  log "main demo: tiny ViT + UperNet on the Landsat-7 land-cover scene"
+  log "main demo: the S5 pipeline on the Landsat-7 land-cover scene (about 15 minutes on 2 cores)"
   bash "$ROOT/tools/run_demo.sh"
 fi

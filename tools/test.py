@@ -2,6 +2,7 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--show-dir DIR]
                          [--tta] [--out PATH] [--allow-partial]
+                         [--tensorboard]
                          [--cfg-options k=v ...] [--launcher pytorch]
 
 A checkpoint whose weights do not cover the model (missing prefixes, other
@@ -30,6 +31,7 @@ from s5_mm.utils.checkpoint import check_checkpoint_file  # noqa: E402
 from s5_mm.utils.checkpoint import load_checked  # noqa: E402
 from s5_mm.utils.config import (load_config, merge_cfg_options,  # noqa: E402
                                 resolve_data_roots)
+from s5_mm.utils.tensorboard import enable_tensorboard  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -56,6 +58,10 @@ def parse_args(argv=None):
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config keys, e.g. test_dataloader.batch_size=2')
+    parser.add_argument(
+        '--tensorboard', action='store_true',
+        help='also log scalars (losses, metrics) as TensorBoard events '
+        'under the work dir (needs requirements/optional.txt)')
     parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none', help='job launcher')
@@ -118,6 +124,8 @@ def build_test_cfg(args):
     cfg = load_config(args.config)
     cfg.launcher = args.launcher
     merge_cfg_options(cfg, args.cfg_options)
+    if getattr(args, 'tensorboard', False):
+        enable_tensorboard(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

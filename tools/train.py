@@ -1,7 +1,8 @@
 """Train a segmentor or detector from an MM config (MMSeg/MMDet/MMRotate scope).
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
-                          [--cfg-options k=v ...] [--launcher pytorch]
+                          [--tensorboard] [--cfg-options k=v ...]
+                          [--launcher pytorch]
 
 --resume without CKPT continues from the work dir's last_checkpoint, or, if
 that file is truncated or missing, from the newest complete checkpoint (with
@@ -32,6 +33,7 @@ from s5_mm.utils.checkpoint import (check_checkpoint_file,  # noqa: E402
                                     find_resume_checkpoint)
 from s5_mm.utils.config import (load_config, merge_cfg_options,  # noqa: E402
                                 resolve_data_roots)
+from s5_mm.utils.tensorboard import enable_tensorboard  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -47,6 +49,10 @@ def parse_args(argv=None):
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config keys, e.g. train_cfg.max_iters=100')
+    parser.add_argument(
+        '--tensorboard', action='store_true',
+        help='also log scalars (losses, metrics) as TensorBoard events '
+        'under the work dir (needs requirements/optional.txt)')
     parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none', help='job launcher')
@@ -96,6 +102,8 @@ def build_train_cfg(args, notes=None):
     cfg = load_config(args.config)
     cfg.launcher = args.launcher
     merge_cfg_options(cfg, args.cfg_options)
+    if getattr(args, 'tensorboard', False):
+        enable_tensorboard(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
