@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Usage: tools/dist_test.sh CONFIG CHECKPOINT NUM_PROCS [test.py args...]
+# TOOL=select_data.py runs that tool instead (tools/dist_select.sh).
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT. CPU runs use gloo
 # automatically (mmengine picks the backend from the device).
 set -euo pipefail
@@ -17,4 +18,4 @@ PYTHONPATH="$DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
 exec "$PYTHON" -m torch.distributed.run \
     --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
     --nproc_per_node="$NPROC" --master_port="$PORT" \
-    "$DIR/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "$@"
+    "$DIR/${TOOL:-test.py}" "$CONFIG" "$CHECKPOINT" --launcher pytorch "$@"

@@ -1,21 +1,6 @@
 #!/usr/bin/env bash
 # Usage: [GPUS=8 GPUS_PER_NODE=8 CPUS_PER_TASK=5 SRUN_ARGS=...] \
 #        tools/slurm_select.sh PARTITION JOB_NAME CONFIG CHECKPOINT [select_data.py args...]
+# The launch is tools/slurm_test.sh's.
 set -euo pipefail
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-CHECKPOINT=$4
-shift 4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
-DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PYTHON=${PYTHON:-python}
-PYTHONPATH="$DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
-srun -p "$PARTITION" --job-name="$JOB_NAME" --gres=gpu:"$GPUS_PER_NODE" \
-    --ntasks="$GPUS" --ntasks-per-node="$GPUS_PER_NODE" \
-    --cpus-per-task="$CPUS_PER_TASK" --kill-on-bad-exit=1 $SRUN_ARGS \
-    "$PYTHON" -u "$DIR/select_data.py" "$CONFIG" "$CHECKPOINT" \
-    --launcher=slurm "$@"
+TOOL=select_data.py exec "$(dirname "${BASH_SOURCE[0]}")/slurm_test.sh" "$@"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Usage: [GPUS=8 GPUS_PER_NODE=8 CPUS_PER_TASK=5 SRUN_ARGS=...] \
 #        tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py args...]
+# TOOL=select_data.py runs that tool instead (tools/slurm_select.sh).
 set -euo pipefail
 PARTITION=$1
 JOB_NAME=$2
@@ -17,4 +18,4 @@ PYTHONPATH="$DIR/..${PYTHONPATH:+:$PYTHONPATH}" \
 srun -p "$PARTITION" --job-name="$JOB_NAME" --gres=gpu:"$GPUS_PER_NODE" \
     --ntasks="$GPUS" --ntasks-per-node="$GPUS_PER_NODE" \
     --cpus-per-task="$CPUS_PER_TASK" --kill-on-bad-exit=1 $SRUN_ARGS \
-    "$PYTHON" -u "$DIR/test.py" "$CONFIG" "$CHECKPOINT" --launcher=slurm "$@"
+    "$PYTHON" -u "$DIR/${TOOL:-test.py}" "$CONFIG" "$CHECKPOINT" --launcher=slurm "$@"
