@@ -2,7 +2,7 @@
 learns from scratch.
 
     python tools/run_det_demo.py [--work-dir work_dirs/det_demo] \
-        [--iters 600] [--models plain moe] [--show-dir DIR] [--threads 1]
+        [--iters 1000] [--models plain moe] [--show-dir DIR] [--threads 1]
 
 1. ``dota_split.py`` cuts the three shared DOTA images
    (``../shared/data/rotated/dota_mini``) into 512 x 512 patches (gap 128):
@@ -42,7 +42,7 @@ IOUS = (0.5, 0.3, 0.1)
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--work-dir', default='work_dirs/det_demo')
-    p.add_argument('--iters', type=int, default=600)
+    p.add_argument('--iters', type=int, default=1000)
     p.add_argument('--models', nargs='+', choices=sorted(CONFIGS),
                    default=['plain', 'moe'])
     p.add_argument('--patch-size', type=int, default=512)
