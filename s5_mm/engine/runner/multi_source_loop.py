@@ -33,8 +33,6 @@ def iters_per_epoch(dataloader: DataLoader,
     per_source = getattr(sampler, 'num_per_source', None)
     parts = getattr(dataset, 'datasets', None)
     if per_source is not None and parts is not None:
-        steps = [math.ceil(len(d) / (n * world))
-                 for d, n in zip(parts, per_source) if n > 0]
         if epoch_source is not None:
             if not 0 <= epoch_source < len(parts) or \
                     per_source[epoch_source] <= 0:
@@ -44,6 +42,8 @@ def iters_per_epoch(dataloader: DataLoader,
                     f'{list(per_source)})')
             n = per_source[epoch_source]
             return math.ceil(len(parts[epoch_source]) / (n * world))
+        steps = [math.ceil(len(d) / (n * world))
+                 for d, n in zip(parts, per_source) if n > 0]
         if not steps:
             raise ValueError('MultiSourceTrainLoop: no dataset is drawn '
                              f'(samples per step {list(per_source)})')
