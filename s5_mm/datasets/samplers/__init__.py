@@ -1,0 +1,6 @@
+from .seeded_samplers import (SeededDefaultSampler, SeededInfiniteSampler,
+                              SeededMultiSourceSampler)
+
+__all__ = [
+    'SeededDefaultSampler', 'SeededInfiniteSampler', 'SeededMultiSourceSampler'
+]

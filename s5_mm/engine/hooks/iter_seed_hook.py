@@ -1,0 +1,36 @@
+"""Reseed the training process's global generators at every iteration, so
+that model-side randomness (drop path, dropout) after a resume is the
+randomness of a straight run: MMEngine's checkpoints do not hold the
+generators' states, and the data pipeline (its own per-sample seeds, see
+``SeededDataset``) no longer shares them."""
+import random
+
+import numpy as np
+import torch
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+
+from s5_mm.registry import HOOKS
+from s5_mm.datasets.seeded_dataset import sample_seed
+
+
+@HOOKS.register_module()
+class IterSeedHook(Hook):
+    """Seeds ``random``, NumPy and torch (every device) from (run seed,
+    iteration, rank) before each training iteration.
+
+    Args:
+        seed (int, optional): default the runner's ``randomness.seed``.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        base = runner.seed if self.seed is None else self.seed
+        seed = sample_seed(base, runner.iter, get_rank())
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
