@@ -42,16 +42,20 @@ def prepare_scope(cfg):
 
 
 def init_cpu_distributed(cfg):
-    """torchrun on a machine without CUDA: start a gloo process group first.
+    """torchrun or srun on a machine without CUDA: start a gloo process group
+    first.
 
     mmengine's init_dist calls ``torch.cuda.set_device`` unconditionally,
     which fails without a GPU; the Runner skips init_dist when a group exists.
     """
     import torch
     import torch.distributed as dist
-    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available() \
+    launcher = cfg.get('launcher', 'none')
+    if launcher not in ('pytorch', 'slurm') or torch.cuda.is_available() \
             or dist.is_initialized():
         return
+    if launcher == 'slurm':
+        _slurm_env()
     dist.init_process_group(backend='gloo')
     cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
     # DDP of a CPU module takes no device_ids (the Runner's default sets them)
@@ -60,6 +64,28 @@ def init_cpu_distributed(cfg):
         find_unused_parameters=cfg.get('find_unused_parameters', False))
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+
+
+def _slurm_env():
+    """torch's env:// variables from Slurm's, as mmengine's slurm launcher
+    sets them (it also needs CUDA): rank, world, local rank, the first host
+    of the node list as master unless MASTER_ADDR is set, port 29500 unless
+    MASTER_PORT is set."""
+    import os
+    import subprocess
+    env = os.environ
+    try:
+        rank, world = env['SLURM_PROCID'], env['SLURM_NTASKS']
+        nodes = env['SLURM_NODELIST']
+    except KeyError as e:
+        raise RuntimeError(f'--launcher slurm: {e.args[0]} is not set; '
+                           'run through srun (tools/slurm_train.sh)') from e
+    env.setdefault('LOCAL_RANK', env.get('SLURM_LOCALID', '0'))
+    if 'MASTER_ADDR' not in env:
+        env['MASTER_ADDR'] = subprocess.getoutput(
+            f'scontrol show hostname {nodes} | head -n1').strip()
+    env.setdefault('MASTER_PORT', '29500')
+    env['RANK'], env['WORLD_SIZE'] = rank, world
 
 
 CHECKPOINT_HOOK_TYPES = ('CheckpointHook', 'mmengine.CheckpointHook')

@@ -191,3 +191,86 @@ def test_logs_are_clean_and_checkpoints_load_weights_only(
                       weights_only=True)
     assert isinstance(ckpt['message_hub']['runtime_info']['best_score'],
                       np.float32)
+
+
+def test_dist_train_two_nodes_one_process_each(landcover_tiles, tmp_path,
+                                               repo_root):
+    """The multi-node flags: two launches on this machine as two nodes
+    (NNODES=2, NODE_RANK 0 and 1, one shared MASTER_ADDR/PORT) form one
+    world of 2 processes; only global rank 0 writes the checkpoint."""
+    work = tmp_path / 'nodes'
+    procs = []
+    for node in (0, 1):
+        env = dict(os.environ, PYTHON=sys.executable, PORT='29631',
+                   NNODES='2', NODE_RANK=str(node), MASTER_ADDR='127.0.0.1')
+        procs.append(subprocess.Popen(
+            ['bash', 'tools/dist_train.sh', CONFIG, '1', '--work-dir',
+             str(work), '--cfg-options'] + tiny_options(landcover_tiles, 2),
+            cwd=repo_root, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True))
+    outs = []
+    for p in procs:
+        try:
+            outs.append(p.communicate(timeout=600)[0])
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise
+    assert [p.returncode for p in procs] == [0, 0], outs[0][-2000:] + \
+        outs[1][-2000:]
+    assert (work / 'iter_2.pth').is_file()
+    log = next(work.rglob('*.log')).read_text()
+    assert 'Distributed training: True' in log
+    assert 'GPU number: 2' in log  # mmengine's name for the world size
+
+
+FAKE_SRUN = '''#!{python}
+"""srun stand-in: records its options, runs --ntasks copies of the command
+with Slurm's per-task variables."""
+import os, subprocess, sys
+args = sys.argv[1:]
+opts = []
+while args and args[0].startswith('-'):
+    opts.append(args.pop(0))
+    if opts[-1] == '-p':
+        opts.append(args.pop(0))
+open(os.environ['FAKE_SRUN_LOG'], 'w').write(' '.join(opts))
+n = int(next(o for o in opts if o.startswith('--ntasks=')).split('=')[1])
+procs = [subprocess.Popen(args, env=dict(
+    os.environ, SLURM_PROCID=str(i), SLURM_NTASKS=str(n),
+    SLURM_LOCALID=str(i), SLURM_NODELIST='node[01]')) for i in range(n)]
+sys.exit(max(p.wait() for p in procs))
+'''
+
+
+def test_slurm_train_through_srun(landcover_tiles, tmp_path, repo_root):
+    """tools/slurm_train.sh with GPUS=2: the srun options it passes, and the
+    Slurm variables turned into a 2-process gloo world on a CPU machine
+    (the first host of the node list, from scontrol, is the master)."""
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    (bin_dir / 'srun').write_text(FAKE_SRUN.format(python=sys.executable))
+    (bin_dir / 'scontrol').write_text('#!/bin/sh\necho 127.0.0.1\n')
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    work = tmp_path / 'slurm'
+    env = dict(os.environ, PYTHON=sys.executable, MASTER_PORT='29643',
+               GPUS='2', GPUS_PER_NODE='2', CPUS_PER_TASK='1',
+               FAKE_SRUN_LOG=str(tmp_path / 'srun.txt'),
+               PATH=f'{bin_dir}:{os.environ["PATH"]}')
+    env.pop('MASTER_ADDR', None)
+    proc = subprocess.run(
+        ['bash', 'tools/slurm_train.sh', 'gpu-part', 's4p', CONFIG,
+         str(work), '--cfg-options'] + tiny_options(landcover_tiles, 2),
+        cwd=repo_root, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    opts = (tmp_path / 'srun.txt').read_text().split()
+    assert opts[:2] == ['-p', 'gpu-part']
+    for o in ('--job-name=s4p', '--gres=gpu:2', '--ntasks=2',
+              '--ntasks-per-node=2', '--cpus-per-task=1',
+              '--kill-on-bad-exit=1'):
+        assert o in opts
+    assert (work / 'iter_2.pth').is_file()
+    log = next(work.rglob('*.log')).read_text()
+    assert 'Distributed launcher: slurm' in log
+    assert 'GPU number: 2' in log
