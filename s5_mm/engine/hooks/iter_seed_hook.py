@@ -3,12 +3,14 @@ that model-side randomness (drop path, dropout) after a resume is the
 randomness of a straight run: MMEngine's checkpoints do not hold the
 generators' states, and the data pipeline (its own per-sample seeds, see
 ``SeededDataset``) no longer shares them."""
+import logging
 import random
 
 import numpy as np
 import torch
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 
 from s5_mm.registry import HOOKS
 from s5_mm.datasets.seeded_dataset import sample_seed
@@ -27,6 +29,16 @@ class IterSeedHook(Hook):
 
     def __init__(self, seed=None):
         self.seed = seed
+
+    def before_train(self, runner) -> None:
+        if self.seed is None and runner.cfg.get('randomness', {}).get(
+                'seed') is None:
+            # mmengine builds the sampler before it resumes the checkpoint's
+            # seed: a resumed run would draw another sample order
+            print_log('IterSeedHook: set randomness.seed (or seed=...) for '
+                      'an exact resume; without it the resumed run draws '
+                      'another sample order', logger='current',
+                      level=logging.WARNING)
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         base = runner.seed if self.seed is None else self.seed
