@@ -184,7 +184,12 @@ def test_fsdp_bf16_mixed_precision_on_two_processes(tmp_path, reference):
 
 # -------------------------------------------------------------- runner
 def _runner_worker(rank, world, root, max_iters, resume):
+    from mmengine.config import Config
+
     from s5_mm.utils.setup_env import build_runner, prepare_scope
+    # the runner yapf-formats the config for its log, dump and checkpoint
+    # meta: most of this test's time on 2 shared cores, untested here
+    Config.pretty_text = property(lambda self: repr(self.to_dict()))
     work = root / 'work'
     cfg = U.runner_cfg(root, work, max_iters,
                        resume_from=work / 'iter_2.pth' if resume else None)
