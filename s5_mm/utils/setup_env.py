@@ -58,6 +58,24 @@ def init_cpu_distributed(cfg):
         _slurm_env()
     dist.init_process_group(backend='gloo')
     cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    strategy = cfg.get('strategy') or {}
+    if str(strategy.get('type', '')).endswith('FSDPStrategy'):
+        # FSDPStrategy's default device_id is the CUDA index LOCAL_RANK
+        wrapper = strategy.get('model_wrapper') or {}
+        wrapper['device_id'] = 'cpu'
+        strategy['model_wrapper'] = wrapper
+        if strategy.get('state_dict_cfg') == 'full':
+            # 'full' offloads to CPU, which segfaults for CPU tensors on 2+
+            # gloo ranks (torch 2.11): the same, without the offload
+            strategy['state_dict_cfg'] = dict(
+                state_dict_type='FULL_STATE_DICT',
+                state_dict_config=dict(type='FullStateDictConfig',
+                                       rank0_only=True, offload_to_cpu=False),
+                optim_state_dict_config=dict(
+                    type='FullOptimStateDictConfig', rank0_only=True,
+                    offload_to_cpu=False))
+        cfg.strategy = strategy
+        return
     # DDP of a CPU module takes no device_ids (the Runner's default sets them)
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel', broadcast_buffers=False,

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import (DATA_SAMPLERS, DATASETS, HOOKS, LOOPS, METRICS,
-                               MODELS, OPTIM_WRAPPERS, PARAM_SCHEDULERS,
-                               TRANSFORMS, VISUALIZERS, init_default_scope)
+from mmengine.registry import (DATA_SAMPLERS, DATASETS, FUNCTIONS, HOOKS,
+                               LOOPS, METRICS, MODEL_WRAPPERS, MODELS,
+                               OPTIM_WRAPPERS, PARAM_SCHEDULERS, RUNNERS,
+                               STRATEGIES, TRANSFORMS, VISUALIZERS,
+                               init_default_scope)
 
 import s5_mm  # noqa: F401
 
@@ -163,6 +165,27 @@ def test_config_builds(rel, tmp_path, monkeypatch):
         assert _get(PARAM_SCHEDULERS, sched.type) is not None, sched.type
     if 'visualizer' in cfg:
         assert _get(VISUALIZERS, cfg.visualizer.type) is not None
+    # FlexibleRunner configs: runner, strategy, its model wrapper and the
+    # wrapper's registered functions (auto-wrap policy)
+    if 'runner_type' in cfg:
+        assert _get(RUNNERS, cfg.runner_type) is not None, cfg.runner_type
+    if 'strategy' in cfg:
+        assert _get(STRATEGIES, cfg.strategy.type) is not None, \
+            f'{rel}: strategy {cfg.strategy.type}'
+        wrapper = cfg.strategy.get('model_wrapper') or {}
+        if 'type' in wrapper:
+            assert _get(MODEL_WRAPPERS, wrapper.type) is not None
+        for key in ('auto_wrap_policy', 'param_init_fn'):
+            fn = wrapper.get(key)
+            if isinstance(fn, dict):
+                fn, kwargs = fn.type, {k: v for k, v in fn.items()
+                                       if k != 'type'}
+                assert _get(FUNCTIONS, fn) is not None, f'{rel}: {key} {fn}'
+                if 'layer_cls' in kwargs:
+                    from s5_mm.engine.fsdp import resolve_classes
+                    assert resolve_classes(kwargs['layer_cls'])
+            elif isinstance(fn, str):
+                assert _get(FUNCTIONS, fn) is not None, f'{rel}: {key} {fn}'
     if not rel.startswith('_base_/'):
         assert 'model' in cfg and 'train_dataloader' in cfg, rel
         assert cfg.custom_imports.imports == ['s5_mm']
