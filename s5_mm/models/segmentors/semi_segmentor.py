@@ -24,9 +24,9 @@ from torch import Tensor
 
 from s5_mm.registry import MODELS
 from ..utils.cutmix import boxes_to_masks, cutmix, sample_cutmix_boxes
-from ..utils.dist_loss import (ce_avg_factors, global_mean_counts,
-                               globalise_factors, head_ce_factors,
-                               world_size)
+from ..utils.dist_loss import (ce_avg_factors, gather_flat,
+                               global_mean_counts, globalise_factors,
+                               head_ce_factors, world_size)
 
 SUP, WEAK, STRONG = 'sup', 'unsup_teacher', 'unsup_student'
 
@@ -89,7 +89,8 @@ class S4PSegmentor(BaseSegmentor):
             (supervised warm-up length), ``class_keep_ratio`` (None, S5: one
             threshold tau for all classes; r in (0, 1]: per class, the r most
             confident fraction of the pixels the teacher assigns to it in the
-            batch are kept even below tau, so that rare classes are not
+            batch (of every rank, under DDP) are kept even below tau, so
+            that rare classes are not
             dropped from the pseudo-labels, as class-balanced self-training
             does), ``joint_forward`` (one student pass
             on labelled + strong images), ``ignore_index``, ``seed`` (CutMix
@@ -457,12 +458,18 @@ class S4PSegmentor(BaseSegmentor):
         Class c's threshold is the confidence of its ceil(r * n_c)-th most
         confident non-padding pixel (n_c: pixels predicted c), capped at tau.
         Two stable sorts instead of a loop over classes: no host sync.
+
+        Under DDP the pixels of every rank's batch are gathered first (4 +
+        8 bytes a pixel per rank), so the thresholds are those of the global
+        batch, the same for every split of it over processes.
         """
         tau = self.semi_train_cfg['conf_thresh']
         ratio = self.semi_train_cfg['class_keep_ratio']
         nc = self.num_classes
         label = torch.where(pad, nc, plabel).flatten()
         flat = conf.flatten()
+        # gathered padding (class nc) is ignored, as padding pixels are
+        flat, label = gather_flat(flat, label, pad_values=(0., nc))
         by_conf = torch.argsort(flat, descending=True, stable=True)
         by_class = torch.argsort(label[by_conf], stable=True)
         grouped = flat[by_conf][by_class]  # class-major, conf descending
