@@ -42,10 +42,10 @@ def _kill(procs) -> None:
         p.wait()
 
 
-def train_distributed(config: str, work_dir, world: int = 2,
-                      timeout: float = 240.) -> None:
-    """tools/train.py --launcher pytorch on ``world`` processes; raises
-    AssertionError naming the rank that failed or did not finish."""
+def run_ranks(args, work_dir, world: int = 2, timeout: float = 240.) -> None:
+    """``python ARGS`` on ``world`` processes with torchrun's environment;
+    raises AssertionError naming the ranks that failed or did not finish
+    within ``timeout`` seconds (those are killed)."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -61,8 +61,7 @@ def train_distributed(config: str, work_dir, world: int = 2,
         log = open(work_dir / f'rank{rank}.log', 'wb')
         logs.append(log)
         procs.append(subprocess.Popen(
-            [sys.executable, TRAIN, config, '--work-dir', str(work_dir),
-             '--launcher', 'pytorch'], env=env, stdout=log,
+            [sys.executable, *args], env=env, stdout=log,
             stderr=subprocess.STDOUT, cwd=str(REPO), start_new_session=True))
     deadline = time.monotonic() + timeout
     try:
@@ -83,6 +82,13 @@ def train_distributed(config: str, work_dir, world: int = 2,
             tail = (work_dir / f'rank{rank}.log').read_text()[-3000:]
             raise AssertionError(
                 f'rank {rank} exited with {p.returncode}:\n{tail}')
+
+
+def train_distributed(config: str, work_dir, world: int = 2,
+                      timeout: float = 240.) -> None:
+    """tools/train.py --launcher pytorch on ``world`` processes."""
+    run_ranks([TRAIN, config, '--work-dir', str(work_dir), '--launcher',
+               'pytorch'], work_dir, world, timeout)
 
 
 def train_single(config: str, work_dir) -> None:

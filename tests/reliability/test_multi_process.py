@@ -1,6 +1,7 @@
 """2 gloo processes x batch b = 1 process x batch 2b (tools/train.py, CPU).
 
-The S4P segmentor and the MoE-MDF segmentor train K=4 SGD steps on two
+The S4P segmentor (EMA teacher; 'self' with class_keep_ratio) and the
+MoE-MDF segmentor train K=4 SGD steps on two
 processes (``--launcher pytorch``, 4 samples each) and on one (8 samples);
 the final weights must agree, both ranks must finish training and the
 final validation (an odd number of images, so DefaultSampler pads one rank)
@@ -43,8 +44,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from mp_harness import (dump_config, final_metrics, train_distributed,
-                        train_single)
+from mp_harness import (dump_config, final_metrics, run_ranks,
+                        train_distributed, train_single)
 
 from s5_mm.testing import tiny_mdf_segmentor_cfg, tiny_segmentor_cfg
 
@@ -102,7 +103,7 @@ def s4p_data(toy_seg_data, tmp_path_factory):
     return root
 
 
-def s4p_cfg(root, work_dir, batch, class_keep_ratio=None):
+def s4p_cfg(root, work_dir, batch, teacher='ema', class_keep_ratio=None):
     geo = [dict(type='RandomCrop', crop_size=(16, 16)),
            dict(type='RandomFlip', prob=0.5)]
     sup = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
@@ -135,7 +136,8 @@ def s4p_cfg(root, work_dir, batch, class_keep_ratio=None):
                 dict(type='UnlabeledImageDataset', data_root=str(root),
                      data_prefix=dict(img_path='unl'), pipeline=unsup),
             ]))
-    semi = dict(teacher='self', conf_thresh=0.34, cutmix_prob=0.0)
+    semi = dict(teacher=teacher, ema_momentum=0.2, conf_thresh=0.34,
+                cutmix_prob=0.0)
     if class_keep_ratio is not None:
         # tau out of reach: the class thresholds decide what is kept
         semi.update(conf_thresh=0.99, class_keep_ratio=class_keep_ratio)
@@ -152,6 +154,8 @@ def s4p_cfg(root, work_dir, batch, class_keep_ratio=None):
             pipeline=[dict(type='LoadImageFromFile'),
                       dict(type='LoadAnnotations'),
                       dict(type='PackSegInputs')])),
+        # teacher/ and student/ metrics: two evaluations, two collectives
+        val_cfg=dict(type='S4PTeacherStudentValLoop'),
         val_evaluator=dict(type='IoUMetric', iou_metrics=['mIoU']))
 
 
@@ -286,14 +290,26 @@ def test_final_validation_ends_on_both_ranks_with_one_process_metrics(
     runs = s4p_runs if model == 's4p' else mdf_runs
     m1, m2 = runs[1][1], runs[2][1]
     assert m1.keys() == m2.keys() and len(m1) >= 1
+    if model == 's4p':
+        assert {'teacher/mIoU', 'student/mIoU'} <= m1.keys()
     for key in m1:
         assert m2[key] == pytest.approx(m1[key], abs=1e-6), key
 
 
 def test_s4p_class_keep_ratio_thresholds_do_not_depend_on_split(
         s4p_data, tmp_path):
-    runs = run_pair(lambda **kw: s4p_cfg(s4p_data, class_keep_ratio=0.5,
-                                         **kw), tmp_path)
+    runs = run_pair(lambda **kw: s4p_cfg(s4p_data, teacher='self',
+                                         class_keep_ratio=0.5, **kw),
+                    tmp_path)
     (one, _), (two, _) = runs[1], runs[2]
     assert_same_weights(one, two)
     print(f'S4P class_keep_ratio max |w1 - w2| = {max_gap(one, two):.2e}')
+
+
+def test_harness_fails_a_rank_that_hangs(tmp_path):
+    # what a hang at the end of training or validation looks like to the
+    # tests above: the rank is killed and the test fails, CI goes on
+    hang = 'import os, time; time.sleep(600 * (os.environ["RANK"] == "1"))'
+    with pytest.raises(AssertionError, match=r'ranks \[1\] of 2 did not '
+                       r'finish within 3 s'):
+        run_ranks(['-c', hang], tmp_path, world=2, timeout=3)

@@ -80,6 +80,7 @@ def _worker(rank, port, out):
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_processes_sum_counts_and_gather_uneven(tmp_path):
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
