@@ -19,6 +19,12 @@
 - ``s4p_branch``: ``'student'`` (default) or ``'teacher'``: which copy of an
   S4P checkpoint (keys ``student.*`` / ``teacher.*``) initialises the model.
 
+Under DDP each dataset's mean CE is divided by its pixel count summed over
+the ranks / world size (one all-reduce per step, on every rank), so that W
+processes x batch b train as one process x batch W * b however a dataset's
+samples and ignored pixels fall on the ranks
+(:mod:`s5_mm.models.utils.dist_loss`).
+
 ``test_cfg`` keys besides MMSeg's (``mode``, ``crop_size``, ``stride``):
 
 - ``flip``: ``False``, ``True`` (= horizontal) or a list of

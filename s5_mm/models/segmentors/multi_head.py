@@ -4,11 +4,14 @@ import inspect
 from contextlib import contextmanager
 from typing import Dict, List, Optional, Sequence
 
+import torch
 from mmengine.logging import print_log
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.utils import add_prefix
 from torch import Tensor, nn
 
+from s5_mm.models.utils.dist_loss import (ce_avg_factors, globalise_factors,
+                                          head_ce_factors, world_size)
 from s5_mm.models.utils.routing import (expert_index_map, group_by_dataset,
                                         routed_backbone_forward,
                                         sample_dataset_names, take_samples)
@@ -160,6 +163,8 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
         names = self.sample_dataset_names([s.metainfo for s in data_samples])
         inputs, data_samples, names = self._active_samples(
             inputs, data_samples, names)
+        # a collective: before any rank can leave early
+        factors = self._global_ce_factors(data_samples, names, inputs.device)
         if not names:
             return self._finish_losses({}, names)
         x = self.extract_feat(inputs, names)
@@ -167,13 +172,41 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
         for name, idx in group_by_dataset(names):
             feats = take_samples(x, idx, len(names))
             samples = [data_samples[i] for i in idx]
-            loss = self.decode_head[name].loss(feats, samples, self.train_cfg)
-            losses.update(add_prefix(loss, f'{name}.decode'))
-            if self.with_auxiliary_head and name in self.auxiliary_head:
-                loss = self.auxiliary_head[name].loss(feats, samples,
-                                                      self.train_cfg)
-                losses.update(add_prefix(loss, f'{name}.aux'))
+            with ce_avg_factors(factors.get(name, [])):
+                loss = self.decode_head[name].loss(feats, samples,
+                                                   self.train_cfg)
+                losses.update(add_prefix(loss, f'{name}.decode'))
+                if self.with_auxiliary_head and name in self.auxiliary_head:
+                    loss = self.auxiliary_head[name].loss(feats, samples,
+                                                          self.train_cfg)
+                    losses.update(add_prefix(loss, f'{name}.aux'))
         return self._finish_losses(losses, names)
+
+    def _global_ce_factors(self, data_samples, names: List[str],
+                           device) -> dict:
+        """Under DDP, ``{dataset: [(CE module, normaliser)]}`` with each
+        dataset's CE normaliser (its pixel count) summed over ranks and
+        divided by the world size, in one all-reduce: DDP's average of the
+        per-dataset losses is then the per-dataset mean over the global
+        batch, however its samples fall on the ranks (a rank without samples
+        of a dataset adds 0 to its count). Empty in one process."""
+        if world_size() == 1:
+            return {}
+        pairs, owner = [], []
+        for name in self.dataset_names:
+            idx = [i for i, n in enumerate(names) if n == name]
+            label = torch.stack([data_samples[i].gt_sem_seg.data
+                                 for i in idx]).squeeze(1) if idx else None
+            heads = [self.decode_head[name]]
+            if self.with_auxiliary_head and name in self.auxiliary_head:
+                heads.append(self.auxiliary_head[name])
+            found = head_ce_factors(heads, label, device)
+            pairs += found
+            owner += [name] * len(found)
+        out = {}
+        for name, pair in zip(owner, globalise_factors(pairs)):
+            out.setdefault(name, []).append(pair)
+        return out
 
     def _active_samples(self, inputs: Tensor, data_samples, names):
         """Drop the samples of datasets whose start iteration is not reached

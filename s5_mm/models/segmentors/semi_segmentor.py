@@ -24,6 +24,9 @@ from torch import Tensor
 
 from s5_mm.registry import MODELS
 from ..utils.cutmix import boxes_to_masks, cutmix, sample_cutmix_boxes
+from ..utils.dist_loss import (ce_avg_factors, gather_flat,
+                               global_mean_counts, globalise_factors,
+                               head_ce_factors, world_size)
 
 SUP, WEAK, STRONG = 'sup', 'unsup_teacher', 'unsup_student'
 
@@ -86,7 +89,8 @@ class S4PSegmentor(BaseSegmentor):
             (supervised warm-up length), ``class_keep_ratio`` (None, S5: one
             threshold tau for all classes; r in (0, 1]: per class, the r most
             confident fraction of the pixels the teacher assigns to it in the
-            batch are kept even below tau, so that rare classes are not
+            batch (of every rank, under DDP) are kept even below tau, so
+            that rare classes are not
             dropped from the pseudo-labels, as class-balanced self-training
             does), ``joint_forward`` (one student pass
             on labelled + strong images), ``ignore_index``, ``seed`` (CutMix
@@ -336,16 +340,33 @@ class S4PSegmentor(BaseSegmentor):
         x = torch.cat([sup_inputs, strong]) if joint else sup_inputs
         feats = student.extract_feat(x)
         logits = student.decode_head.forward(feats)
-        sup = student.decode_head.loss_by_feat(logits[:n], sup_samples)
-        if student.with_auxiliary_head:
-            sup.update(
-                student._auxiliary_head_forward_train(
-                    [f[:n] for f in feats], sup_samples))
+        with ce_avg_factors(self._global_ce_factors(sup_samples)):
+            sup = student.decode_head.loss_by_feat(logits[:n], sup_samples)
+            if student.with_auxiliary_head:
+                sup.update(
+                    student._auxiliary_head_forward_train(
+                        [f[:n] for f in feats], sup_samples))
         if strong is None:
             return sup, None
         if joint:
             return sup, logits[n:]
         return sup, student.decode_head.forward(student.extract_feat(strong))
+
+    def _global_ce_factors(self, sup_samples: List) -> list:
+        """Under DDP, the supervised CE normalisers (pixel counts) of the
+        student's heads as global count / world size (one all-reduce), so
+        that the gradient does not depend on how the labelled batch is split
+        (:mod:`s5_mm.models.utils.dist_loss`); nothing in one process."""
+        if world_size() == 1:
+            return []
+        student = self.student
+        heads = [student.decode_head]
+        if student.with_auxiliary_head:
+            aux = student.auxiliary_head
+            heads += list(aux) if isinstance(aux, torch.nn.ModuleList) \
+                else [aux]
+        label = torch.stack([s.gt_sem_seg.data for s in sup_samples])
+        return globalise_factors(head_ce_factors(heads, label.squeeze(1)))
 
     def loss_by_gt_sem_seg(self, losses: dict) -> dict:
         """``sup_`` losses, weighted by ``sup_weight`` (metrics unweighted)."""
@@ -360,7 +381,9 @@ class S4PSegmentor(BaseSegmentor):
         Summed over the kept pixels (``conf >= thresh``, not padding),
         divided by the number of non-padding pixels and weighted by
         ``unsup_weight``: ``unsup_loss_ce`` and the kept fraction
-        ``unsup_mask_ratio``.
+        ``unsup_mask_ratio``. Under DDP the divisor is the global count of
+        non-padding pixels / world size, so that DDP's average is the mean
+        over the global batch however padding falls on the ranks.
         """
         if logits.shape[2:] != pseudo.labels.shape[1:]:
             logits = resize(logits, size=pseudo.labels.shape[1:],
@@ -368,7 +391,12 @@ class S4PSegmentor(BaseSegmentor):
         valid = ~pseudo.pad
         keep = pseudo.keep
         ce = F.cross_entropy(logits.float(), pseudo.labels, reduction='none')
-        n_valid = valid.sum().clamp(min=1)
+        world = world_size()
+        n_valid = valid.sum()
+        if world > 1:
+            n_valid = global_mean_counts(n_valid).to(ce.dtype)
+        # one non-padding pixel anywhere gives n_valid >= 1 / world
+        n_valid = n_valid.clamp(min=1 / world)
         # where, not a product: non-finite values on padding stay out.
         loss = torch.where(keep, ce, ce.new_zeros(())).sum() / n_valid
         ratio = keep.sum() / n_valid
@@ -384,9 +412,14 @@ class S4PSegmentor(BaseSegmentor):
         model = self.pseudo_labeler
         was_training = model.training
         model.eval()
+        # MMSeg's predict_by_feat resizes the whole batch to the first
+        # sample's img_shape, its unpadded size: every pseudo-label would
+        # depend on which crop comes first. Use the padded batch size.
+        size = tuple(inputs.shape[2:])
+        metas = [dict(ds.metainfo, img_shape=size, pad_shape=size)
+                 for ds in data_samples]
         try:
-            logits = model.encode_decode(
-                inputs, [ds.metainfo for ds in data_samples])
+            logits = model.encode_decode(inputs, metas)
         finally:
             model.train(was_training)
         if logits.shape[2:] != inputs.shape[2:]:
@@ -425,12 +458,18 @@ class S4PSegmentor(BaseSegmentor):
         Class c's threshold is the confidence of its ceil(r * n_c)-th most
         confident non-padding pixel (n_c: pixels predicted c), capped at tau.
         Two stable sorts instead of a loop over classes: no host sync.
+
+        Under DDP the pixels of every rank's batch are gathered first (4 +
+        8 bytes a pixel per rank), so the thresholds are those of the global
+        batch, the same for every split of it over processes.
         """
         tau = self.semi_train_cfg['conf_thresh']
         ratio = self.semi_train_cfg['class_keep_ratio']
         nc = self.num_classes
         label = torch.where(pad, nc, plabel).flatten()
         flat = conf.flatten()
+        # gathered padding (class nc) is ignored, as padding pixels are
+        flat, label = gather_flat(flat, label, pad_values=(0., nc))
         by_conf = torch.argsort(flat, descending=True, stable=True)
         by_class = torch.argsort(label[by_conf], stable=True)
         grouped = flat[by_conf][by_class]  # class-major, conf descending

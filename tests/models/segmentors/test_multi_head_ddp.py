@@ -2,8 +2,10 @@
 rank 1 only dataset B. With the zero-touch of absent datasets (automatic
 when distributed) DDP runs with ``find_unused_parameters=False``: no hang,
 no reduction error, and after two SGD steps both ranks hold the weights a
-single process gets from the union batch with each loss weighted 1/2 (DDP
-averages the two ranks' gradients)."""
+single process gets from the union batch: each dataset's CE is divided by
+its global pixel count / world size (s5_mm.models.utils.dist_loss), so DDP's
+average of the two ranks' gradients is that of the per-dataset means over
+the union batch (with per-rank means it would be half of it)."""
 import socket
 
 import pytest
@@ -104,7 +106,7 @@ def _free_port():
 
 
 def _reference():
-    model = _build(dict(dataset_loss_weights=dict(potsdam=0.5, loveda=0.5)))
+    model = _build(dict())
     optim = _optim(model)
     a, b = _batch(NAMES[0], 0), _batch(NAMES[1], 1)
     data = dict(inputs=a['inputs'] + b['inputs'],
