@@ -9,8 +9,7 @@ import numpy as np
 import torch
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
-
-from s5_mm.registry import HOOKS
+from mmengine.registry import HOOKS  # the root: every scope (mmseg, mmrotate)
 from s5_mm.datasets.seeded_dataset import sample_seed
 
 
