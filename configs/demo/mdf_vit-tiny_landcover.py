@@ -8,7 +8,8 @@
 #   lc3: non-vegetation / vegetation / water; evaluated with mF1, whole tile
 #        (as Potsdam).
 # Every step draws 8 tiles of each dataset (SeededMultiSourceSampler over an
-# MDFConcatDataset in a SeededDataset); the losses are lc7.decode.loss_ce + lc3.decode.loss_ce.
+# MDFConcatDataset in a SeededDataset); the losses are lc7.decode.loss_ce +
+# lc3.decode.loss_ce.
 _base_ = ['../_base_/datasets/landcover.py', '../_base_/default_runtime.py']
 
 data_root = 'data/landcover_nc'

@@ -87,7 +87,8 @@ def test_moe_settings_of_the_paper(arch):
     assert loader.sampler.type == 'SeededMultiSourceSampler'
     assert loader.batch_size == loader.sampler.batch_size == 4
     assert loader.sampler.source_ratio == [2, 2]  # 2 images per dataset
-    names = [d.get('dataset_name') for d in loader.dataset.dataset.datasets]
+    names = [d.get('dataset_name')
+             for d in loader.dataset.dataset.datasets]
     assert names == [None, 'dota']  # DIOR-R: train + val, each 'dior'
     for d in _leaves(loader.dataset):
         resize = [t for t in d.pipeline if t.type == 'mmdet.Resize']

@@ -155,8 +155,17 @@ def cpu_amp(monkeypatch):
                         partial(torch.amp.GradScaler, device='cpu'))
 
 
-def test_amp_loss_scaler_state_resumes(cpu_amp, toy_seg_data, tmp_path):
+@pytest.mark.parametrize('restored', [True, False])
+def test_amp_loss_scaler_state_resumes(cpu_amp, toy_seg_data, tmp_path,
+                                       monkeypatch, restored):
+    from mmengine.optim import AmpOptimWrapper
     from test_exact_resume import s4p_cfg
+    if not restored:  # a checkpoint loader that drops the scaler state
+        load_sd = AmpOptimWrapper.load_state_dict
+        monkeypatch.setattr(
+            AmpOptimWrapper, 'load_state_dict',
+            lambda self, sd: load_sd(self, {k: v for k, v in sd.items()
+                                            if k != 'loss_scaler'}))
 
     def make(work_dir):
         cfg = s4p_cfg(toy_seg_data, work_dir, 2 * N, 'ema', seeded=True)
@@ -171,8 +180,10 @@ def test_amp_loss_scaler_state_resumes(cpu_amp, toy_seg_data, tmp_path):
     a, b = straight_and_resumed(make, tmp_path)
     half = load(tmp_path / 'b' / f'iter_{N}.pth')['optimizer']['loss_scaler']
     assert (half['scale'], half['_growth_tracker']) == (2.**17, 1)
-    # resumed without the scaler state: 2 ** 17 and tracker 1 at the end
-    for ckpt in (a, b):
-        scaler = ckpt['optimizer']['loss_scaler']
-        assert (scaler['scale'], scaler['_growth_tracker']) == (2.**19, 0)
-    assert differing(a['state_dict'], b['state_dict']) == []
+    ends = [(c['optimizer']['loss_scaler']['scale'],
+             c['optimizer']['loss_scaler']['_growth_tracker']) for c in (a, b)]
+    if restored:
+        assert ends == [(2.**19, 0)] * 2
+        assert differing(a['state_dict'], b['state_dict']) == []
+    else:  # restarted at 2 ** 16: the failure the real resume avoids
+        assert ends == [(2.**19, 0), (2.**17, 1)]

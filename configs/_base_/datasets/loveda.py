@@ -46,8 +46,9 @@ loveda_test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs', meta_keys=loveda_meta_keys),
 ]
-# SeededDataset (multi-dataset configs take its .dataset) + a Seeded* sampler: per-sample augmentation seeds, so a
-# resumed run sees the augmentations of a straight one.
+# SeededDataset + a Seeded* sampler: per-sample augmentation seeds, so a
+# resumed run sees the augmentations of a straight one (multi-dataset
+# configs take the dataset inside: .dataset.dataset).
 loveda_train_dataloader = dict(
     batch_size=12,
     num_workers=4,
