@@ -101,6 +101,8 @@ def _datasets(cfg_ds):
     if 'datasets' in cfg_ds:
         for d in cfg_ds['datasets']:
             yield from _datasets(d)
+    elif 'dataset' in cfg_ds:  # SeededDataset
+        yield from _datasets(cfg_ds['dataset'])
     else:
         yield cfg_ds
 

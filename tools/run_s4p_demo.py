@@ -171,7 +171,8 @@ def stretch_schedule(cfg, iters):
 def build_cfg(path, data_root, split, work_dir, seed, iters, options):
     from mmengine.config import Config
     cfg = Config.fromfile(str(path))
-    ds = cfg.train_dataloader.dataset
+    from s5_mm.datasets.seeded_dataset import inner_dataset_cfg
+    ds = inner_dataset_cfg(cfg.train_dataloader.dataset)
     labelled = ds.datasets[0] if 'datasets' in ds else ds
     for d in ([labelled, ds.datasets[1]] if 'datasets' in ds else [ds]):
         d.data_root = str(data_root)

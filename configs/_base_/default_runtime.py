@@ -13,3 +13,7 @@ log_level = 'INFO'
 load_from = None
 resume = False
 tta_model = dict(type='SegTTAModel')
+# Reseeds the global generators from (seed, iteration, rank) before every
+# training iteration (drop path, dropout): exact resume. A config that sets
+# its own custom_hooks replaces this list and must list it again.
+custom_hooks = [dict(type='IterSeedHook')]

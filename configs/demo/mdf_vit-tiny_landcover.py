@@ -7,8 +7,9 @@
 #        averaging (as Vaihingen in S5),
 #   lc3: non-vegetation / vegetation / water; evaluated with mF1, whole tile
 #        (as Potsdam).
-# Every step draws 8 tiles of each dataset (mmdet.MultiSourceSampler over an
-# MDFConcatDataset); the losses are lc7.decode.loss_ce + lc3.decode.loss_ce.
+# Every step draws 8 tiles of each dataset (SeededMultiSourceSampler over an
+# MDFConcatDataset in a SeededDataset); the losses are lc7.decode.loss_ce +
+# lc3.decode.loss_ce.
 _base_ = ['../_base_/datasets/landcover.py', '../_base_/default_runtime.py']
 
 data_root = 'data/landcover_nc'
@@ -104,9 +105,11 @@ train_dataloader = dict(
     _delete_=True,
     batch_size=per_dataset_batch * 2,
     num_workers=0,
-    sampler=dict(type='mmdet.MultiSourceSampler',
+    # with SeededDataset: per-sample augmentation seeds (exact resume)
+    sampler=dict(type='SeededMultiSourceSampler',
                  batch_size=per_dataset_batch * 2, source_ratio=[1, 1]),
-    dataset=_both('lc7_train', 'lc3_train', 'train', train_pipeline))
+    dataset=dict(type='SeededDataset', dataset=_both(
+        'lc7_train', 'lc3_train', 'train', train_pipeline)))
 # tuning tiles (val columns 1, 9) for validation during training; the
 # held-out test tiles (val columns 5, 13) only for the final numbers
 val_dataloader = dict(
@@ -154,7 +157,7 @@ default_hooks = dict(
                     interval=max_iters, max_keep_ckpts=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook', draw=False))
-custom_hooks = [dict(type='MultiDatasetCheckHook')]
+custom_hooks = [dict(type='IterSeedHook'), dict(type='MultiDatasetCheckHook')]
 # the pre-trained plain segmentor (tools/run_mdf_demo.py trains it)
 load_from = 'work_dirs/mdf_demo/pretrain/iter_200.pth'
 randomness = dict(seed=0)

@@ -14,9 +14,9 @@ train_pipeline = [
     dict(type='RandomRot90', prob=0.5),
     dict(type='PackSegInputs'),
 ]
-train_dataloader = dict(dataset=dict(
+train_dataloader = dict(dataset=dict(dataset=dict(  # inside SeededDataset
     data_root=data_root, ann_file='splits/mdf/pretrain.txt',
-    pipeline=train_pipeline))
+    pipeline=train_pipeline)))
 val_dataloader = dict(dataset=dict(data_root=data_root,
                                    ann_file='splits/mdf/tune.txt'))
 test_dataloader = val_dataloader

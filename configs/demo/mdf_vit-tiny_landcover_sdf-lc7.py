@@ -11,8 +11,9 @@ model = dict(
 train_dataloader = dict(
     batch_size=_base_.per_dataset_batch,
     sampler=dict(batch_size=_base_.per_dataset_batch, source_ratio=[1]),
-    dataset=dict(dataset_names=dataset_names,
-                 datasets=[_base_.train_dataloader.dataset.datasets[0]]))
+    dataset=dict(dataset=dict(  # the MDFConcatDataset in SeededDataset
+        dataset_names=dataset_names,
+        datasets=[_base_.train_dataloader.dataset.dataset.datasets[0]])))
 val_dataloader = dict(
     dataset=dict(dataset_names=dataset_names,
                  datasets=[_base_.val_dataloader.dataset.datasets[0]]))

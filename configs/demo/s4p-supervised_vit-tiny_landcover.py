@@ -22,8 +22,8 @@ train_pipeline = [
 ]
 train_dataloader = dict(
     batch_size=labelled_per_batch,
-    dataset=dict(
+    dataset=dict(dataset=dict(  # the dataset in the base's SeededDataset
         ann_file=labelled_list,
         data_prefix=dict(seg_map_path=label_dir),
-        pipeline=train_pipeline))
+        pipeline=train_pipeline)))
 randomness = dict(seed=0)

@@ -47,10 +47,10 @@ train_dataloader = dict(
     batch_size=labelled_per_batch + unlabelled_per_batch,
     num_workers=0,
     sampler=dict(
-        type='mmdet.MultiSourceSampler',
+        type='SeededMultiSourceSampler',  # with SeededDataset: exact resume
         batch_size=labelled_per_batch + unlabelled_per_batch,
         source_ratio=[labelled_per_batch, unlabelled_per_batch]),
-    dataset=dict(
+    dataset=dict(type='SeededDataset', dataset=dict(
         type='ConcatDataset',
         ignore_keys=['classes', 'palette', 'label_map', 'reduce_zero_label'],
         datasets=[
@@ -63,7 +63,7 @@ train_dataloader = dict(
                  ann_file=unlabelled_list,
                  data_prefix=dict(img_path='img_dir/train'),
                  pipeline=unsup_pipeline),
-        ]))
+        ])))
 
 segmentor = _base_.model
 # CE over labelled pixels only (as PyTorch's ignore_index), so sparse labels
@@ -90,5 +90,6 @@ model = dict(
 # Scores the student and the EMA teacher ('student/mIoU', 'teacher/mIoU').
 test_cfg = dict(type='S4PTeacherStudentTestLoop')
 # Pseudo-label class shares every 100 iterations, with a collapse warning.
-custom_hooks = [dict(type='S4PStatsHook', interval=100, collapse_share=0.9)]
+custom_hooks = [dict(type='IterSeedHook'),
+                dict(type='S4PStatsHook', interval=100, collapse_share=0.9)]
 randomness = dict(seed=0)

@@ -60,18 +60,20 @@ train_dataloader = dict(
     batch_size=per_dataset_batch * 4,
     num_workers=8,
     persistent_workers=True,
-    sampler=dict(type='mmdet.MultiSourceSampler',
+    # with SeededDataset: per-sample augmentation seeds (exact resume)
+    sampler=dict(type='SeededMultiSourceSampler',
                  batch_size=per_dataset_batch * 4,
                  source_ratio=[1, 1, 1, 1]),
-    dataset=dict(
+    dataset=dict(type='SeededDataset', dataset=dict(
         type='MDFConcatDataset',
         dataset_names=dataset_names,
+        # the datasets inside the bases' SeededDataset wrappers
         datasets=[
-            _base_.vaihingen_train_dataloader.dataset,
-            _base_.potsdam_train_dataloader.dataset,
-            _base_.loveda_train_dataloader.dataset,
-            _base_.openearthmap_train_dataloader.dataset,
-        ]))
+            _base_.vaihingen_train_dataloader.dataset.dataset,
+            _base_.potsdam_train_dataloader.dataset.dataset,
+            _base_.loveda_train_dataloader.dataset.dataset,
+            _base_.openearthmap_train_dataloader.dataset.dataset,
+        ])))
 val_dataloader = dict(
     batch_size=1,
     num_workers=4,
@@ -120,6 +122,6 @@ default_hooks = dict(
                     max_keep_ckpts=3, save_best='mean', rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
-custom_hooks = [dict(type='MultiDatasetCheckHook')]
+custom_hooks = [dict(type='IterSeedHook'), dict(type='MultiDatasetCheckHook')]
 # 8 GPUs x 4 datasets x 12 images, the paper's setting.
 auto_scale_lr = dict(enable=False, base_batch_size=8 * 48)

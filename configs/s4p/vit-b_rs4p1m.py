@@ -42,6 +42,7 @@ model = dict(
     semi_test_cfg=dict(predict_on='student'))
 # Logs the pseudo-label class shares; warns when one class holds more than
 # 90 % of the confident pixels (collapse).
-custom_hooks = [dict(type='S4PStatsHook', interval=50, collapse_share=0.9)]
+custom_hooks = [dict(type='IterSeedHook'),
+                dict(type='S4PStatsHook', interval=50, collapse_share=0.9)]
 # 8 GPUs x (12 + 12) images, the paper's setting.
 auto_scale_lr = dict(enable=False, base_batch_size=8 * 24)

@@ -16,8 +16,10 @@ model = dict(
 train_dataloader = dict(
     batch_size=_base_.per_dataset_batch,
     sampler=dict(batch_size=_base_.per_dataset_batch, source_ratio=[1]),
-    dataset=dict(dataset_names=dataset_names,
-                 datasets=[_base_.openearthmap_train_dataloader.dataset]))
+    # the MDFConcatDataset inside SeededDataset; the base's dataset inside
+    dataset=dict(dataset=dict(
+        dataset_names=dataset_names,
+        datasets=[_base_.openearthmap_train_dataloader.dataset.dataset])))
 val_dataloader = dict(dataset=dict(
     dataset_names=dataset_names,
     datasets=[_base_.openearthmap_val_dataloader.dataset]))

@@ -18,6 +18,7 @@ from mmdet.datasets import ConcatDataset
 from mmengine.dataset import BaseDataset
 
 from s5_mm.registry import DATASETS
+from .seeded_dataset import unwrap_dataset
 
 
 def own_dataset_name(dataset) -> Optional[str]:
@@ -33,6 +34,7 @@ def own_dataset_name(dataset) -> Optional[str]:
 def dataset_names_of(dataset) -> List[Optional[str]]:
     """Dataset name of each part of ``dataset`` (one entry for a plain
     dataset; None where a part has no name)."""
+    dataset = unwrap_dataset(dataset)  # its parts look like the wrapper's
     if isinstance(dataset, MDFConcatDataset):
         return list(dataset.dataset_names)
     parts = getattr(dataset, 'datasets', None)

@@ -22,6 +22,9 @@ from typing import Optional
 import numpy as np
 import torch
 
+from mmdet.registry import DATASETS as DET_DATASETS
+from mmengine.registry import DATASETS as ROOT_DATASETS
+
 from s5_mm.registry import DATASETS
 
 
@@ -65,6 +68,9 @@ def seeded_rng(seed: int):
             np.random.set_state(np_state)
 
 
+# mmseg, mmdet and the root (mmrotate's registries have the root as parent)
+@ROOT_DATASETS.register_module()
+@DET_DATASETS.register_module()
 @DATASETS.register_module()
 class SeededDataset:
     """Wraps a dataset; a :class:`SampleIndex` runs its pipeline seeded.
@@ -104,3 +110,25 @@ class SeededDataset:
 
     def __repr__(self) -> str:
         return f'SeededDataset({self.dataset!r})'
+
+
+def is_seeded_cfg(cfg) -> bool:
+    """Whether a dataset config is a :class:`SeededDataset` wrapper."""
+    return isinstance(cfg, dict) and \
+        str(cfg.get('type', '')).split('.')[-1] == 'SeededDataset'
+
+
+def inner_dataset_cfg(cfg):
+    """The wrapped dataset config of a ``SeededDataset`` config, else
+    ``cfg`` itself (tools that edit the training dataset's fields)."""
+    while is_seeded_cfg(cfg):
+        cfg = cfg['dataset']
+    return cfg
+
+
+def unwrap_dataset(dataset):
+    """The dataset inside (nested) :class:`SeededDataset` wrappers; code
+    that tests the dataset's class must look here."""
+    while isinstance(dataset, SeededDataset):
+        dataset = dataset.dataset
+    return dataset

@@ -16,6 +16,7 @@ from mmengine.registry import (DATA_SAMPLERS, DATASETS, FUNCTIONS, HOOKS,
                                init_default_scope)
 
 import s5_mm  # noqa: F401
+from s5_mm.datasets.seeded_dataset import SeededDataset
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 FILES = sorted(
@@ -70,6 +71,8 @@ def _lazy(ds, root):
         ds['datasets'] = [_lazy(c, root) for c in ds['datasets']]
     if 'dataset' in ds:  # RepeatDataset, ClassBalancedDataset
         ds['dataset'] = _lazy(ds['dataset'], root)
+    if ds.get('type') == 'SeededDataset':  # no init of its own
+        return ds
     if 'datasets' in ds or 'dataset' in ds:
         ds['lazy_init'] = True
         return ds
@@ -89,6 +92,8 @@ def _pipelines_of(ds):
 
 
 def _built_pipelines(dataset):
+    if isinstance(dataset, SeededDataset):  # delegates its attributes
+        dataset = dataset.dataset
     if hasattr(dataset, 'pipeline'):
         yield dataset.pipeline
     for child in getattr(dataset, 'datasets', []):
@@ -189,3 +194,20 @@ def test_config_builds(rel, tmp_path, monkeypatch):
     if not rel.startswith('_base_/'):
         assert 'model' in cfg and 'train_dataloader' in cfg, rel
         assert cfg.custom_imports.imports == ['s5_mm']
+
+
+@pytest.mark.parametrize('rel', ENTRY)
+def test_training_is_resume_exact(rel):
+    # per-sample pipeline seeds (SeededDataset + a Seeded* sampler) and
+    # per-iteration global seeds (IterSeedHook): a resumed run repeats the
+    # straight run (tests/reliability/test_exact_resume.py)
+    cfg = Config.fromfile(str(CONFIGS / rel))
+    if 'train_dataloader' not in cfg:
+        pytest.skip(f'{rel}: no training')
+    loader = cfg.train_dataloader
+    assert loader.dataset.type == 'SeededDataset', rel
+    assert loader.sampler.type.split('.')[-1] in (
+        'SeededInfiniteSampler', 'SeededDefaultSampler',
+        'SeededMultiSourceSampler'), rel
+    hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
+    assert 'IterSeedHook' in hooks, rel

@@ -45,8 +45,13 @@ def test_s4p_demo_and_baseline_share_model_and_labelled_data():
     s4p, sup = load(S4P), load(SUP)
     assert s4p['model']['segmentor'] == sup['model']
     assert sup['model']['decode_head']['loss_decode']['avg_non_ignore']
-    lab = s4p['train_dataloader']['dataset']['datasets'][0]
-    sup_ds = sup['train_dataloader']['dataset']
+    # both training sets in SeededDataset, with seeded samplers
+    for cfg in (s4p, sup):
+        assert cfg['train_dataloader']['dataset']['type'] == 'SeededDataset'
+        assert cfg['train_dataloader']['sampler']['type'].startswith('Seeded')
+        assert cfg['custom_hooks'][0]['type'] == 'IterSeedHook'
+    lab = s4p['train_dataloader']['dataset']['dataset']['datasets'][0]
+    sup_ds = sup['train_dataloader']['dataset']['dataset']
     for key in ('type', 'data_root', 'ann_file', 'data_prefix'):
         assert lab[key] == sup_ds[key], key
     # the same labelled images per step
@@ -66,7 +71,7 @@ def test_foundation_demo_stretches_the_schedule():
     ckpt = cfg.default_hooks.checkpoint
     assert (ckpt.interval, ckpt.save_best) == (500, 'mIoU')
     assert cfg.optim_wrapper == Config.fromfile(str(SCHEDULE)).optim_wrapper
-    assert 'ann_file' not in cfg.train_dataloader.dataset  # all tiles
+    assert 'ann_file' not in cfg.train_dataloader.dataset.dataset  # all tiles
 
 
 @pytest.mark.parametrize('iters,expected', [
@@ -106,7 +111,7 @@ def test_build_cfg_keeps_the_schedule_without_iters(tmp_path):
     cfg = demo.build_cfg(S4P, tmp_path, split, tmp_path / 'w', 3, None, {})
     assert sched(cfg) == [('LinearLR', 0, 100),
                           ('CosineAnnealingLR', 100, 1000)]
-    lab, unl = cfg.train_dataloader.dataset.datasets
+    lab, unl = cfg.train_dataloader.dataset.dataset.datasets
     assert (lab.ann_file, unl.ann_file) == ('l.txt', 'u.txt')
     assert lab.data_prefix.seg_map_path == 'ann_dir/train_sparse'
     cfg = demo.build_cfg(SUP, tmp_path, split, tmp_path / 'w', 3, 10, {})

@@ -40,6 +40,8 @@ def _leaves(ds):
     if 'datasets' in ds:
         for d in ds['datasets']:
             yield from _leaves(d)
+    elif 'dataset' in ds:  # SeededDataset
+        yield from _leaves(ds['dataset'])
     else:
         yield ds
 
@@ -76,15 +78,17 @@ def test_moe_settings_of_the_paper(arch):
     # GPU count (tests/datasets/test_multi_dataset.py)
     assert (cfg.train_cfg.type, cfg.train_cfg.max_epochs,
             cfg.train_cfg.epoch_source) == ('mmseg.MultiSourceTrainLoop', 12, 0)
-    dior = cfg.train_dataloader.dataset.datasets[0]  # DIOR-R train + val
+    assert cfg.train_dataloader.dataset.type == 'SeededDataset'
+    dior = cfg.train_dataloader.dataset.dataset.datasets[0]  # DIOR-R t+v
     assert [d.type for d in dior.datasets] == ['mmrotate.S5DIORDataset'] * 2
     assert (step.by_epoch, step.convert_to_iter_based, step.end,
             step.milestones, step.gamma) == (True, True, 12, [8, 11], 0.1)
     loader = cfg.train_dataloader
-    assert loader.sampler.type == 'mmdet.MultiSourceSampler'
+    assert loader.sampler.type == 'SeededMultiSourceSampler'
     assert loader.batch_size == loader.sampler.batch_size == 4
     assert loader.sampler.source_ratio == [2, 2]  # 2 images per dataset
-    names = [d.get('dataset_name') for d in loader.dataset.datasets]
+    names = [d.get('dataset_name')
+             for d in loader.dataset.dataset.datasets]
     assert names == [None, 'dota']  # DIOR-R: train + val, each 'dior'
     for d in _leaves(loader.dataset):
         resize = [t for t in d.pipeline if t.type == 'mmdet.Resize']

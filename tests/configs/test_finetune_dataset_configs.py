@@ -42,7 +42,10 @@ def make_root(root, top, size=(600, 700)):
 def test_pipelines_on_tiles(cfg, name, tmp_path):
     make_root(tmp_path, TOP_ID[name])
     assert cfg[f'{name}_train_dataloader'].batch_size == 12
-    train = copy.deepcopy(cfg[f'{name}_train_dataloader'].dataset)
+    loader = cfg[f'{name}_train_dataloader']
+    assert loader.sampler.type == 'SeededDefaultSampler'
+    assert loader.dataset.type == 'SeededDataset'
+    train = copy.deepcopy(loader.dataset.dataset)
     train.data_root = str(tmp_path)
     ds = DATASETS.build(train)
     assert ds.metainfo['dataset_name'] == name

@@ -63,11 +63,12 @@ def test_mdf_paper_settings_and_parameter_counts(rel):
     # 12 images per GPU per dataset, every dataset in every step
     dl = cfg.train_dataloader
     assert dl.batch_size == dl.sampler.batch_size == 48
-    assert dl.sampler.type == 'mmdet.MultiSourceSampler'
+    assert dl.sampler.type == 'SeededMultiSourceSampler'
     assert list(dl.sampler.source_ratio) == [1, 1, 1, 1]
-    assert dl.dataset.type == 'MDFConcatDataset'
-    assert dl.dataset.dataset_names == NAMES
-    assert [d.type for d in dl.dataset.datasets] == [
+    assert dl.dataset.type == 'SeededDataset'
+    assert dl.dataset.dataset.type == 'MDFConcatDataset'
+    assert dl.dataset.dataset.dataset_names == NAMES
+    assert [d.type for d in dl.dataset.dataset.datasets] == [
         'S5VaihingenDataset', 'S5PotsdamDataset', 'S5LoveDADataset',
         'OpenEarthMapDataset']
     assert cfg.model.train_cfg.dataset_loss_weights == {n: 1. for n in NAMES}
@@ -93,13 +94,15 @@ def test_mdf_paper_settings_and_parameter_counts(rel):
                for n in ('vaihingen', 'loveda', 'openearthmap'))
     assert cfg.val_dataloader.dataset.dataset_names == NAMES
     assert cfg.default_hooks.checkpoint.save_best == 'mean'
-    assert [h.type for h in cfg.custom_hooks] == ['MultiDatasetCheckHook']
+    assert [h.type for h in cfg.custom_hooks] == ['IterSeedHook',
+                                                 'MultiDatasetCheckHook']
 
 
 def test_pipelines_build():
     cfg = load('configs/mdf/vit-b-moe_4seg.py')
-    for loader in (cfg.train_dataloader, cfg.val_dataloader):
-        for ds in loader.dataset.datasets:
+    for mdf in (cfg.train_dataloader.dataset.dataset,  # in SeededDataset
+                cfg.val_dataloader.dataset):
+        for ds in mdf.datasets:
             Compose(ds.pipeline)
             keys = ds.pipeline[-1].meta_keys
             assert 'dataset_name' in keys
@@ -115,7 +118,7 @@ def test_sdf_configs(rel):
     assert cfg.model.backbone.num_experts == 0
     dl = cfg.train_dataloader
     assert dl.batch_size == dl.sampler.batch_size == 12
-    assert dl.dataset.dataset_names == [name]
+    assert dl.dataset.dataset.dataset_names == [name]
     assert list(cfg.val_evaluator.dataset_metrics) == [name]
     tc = dataset_test_cfgs(cfg.model.test_cfg, [name])[name]
     assert tc.mode == ('slide' if name == 'loveda' else 'whole')

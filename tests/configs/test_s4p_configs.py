@@ -51,9 +51,10 @@ def test_paper_settings(arch):
     assert sched.end == 120000
     dl = cfg.train_dataloader
     assert dl.batch_size == 24 and dl.sampler.batch_size == 24
-    assert dl.sampler.type == 'mmdet.MultiSourceSampler'
+    assert dl.sampler.type == 'SeededMultiSourceSampler'
     assert list(dl.sampler.source_ratio) == [12, 12]
-    lab, unl = dl.dataset.datasets
+    assert dl.dataset.type == 'SeededDataset'
+    lab, unl = dl.dataset.dataset.datasets
     assert lab.type == 'S5iSAIDDataset' and lab.quadrants
     assert lab.data_root.startswith('data/')
     assert unl.type == 'UnlabeledImageDataset'
@@ -119,7 +120,7 @@ def test_vit_b_config_trains_and_validates_with_tiny_overrides(tmp_path):
     dl = cfg.train_dataloader
     dl.update(batch_size=4, num_workers=0, persistent_workers=False)
     dl.sampler.update(batch_size=4, source_ratio=[2, 2])
-    lab, unl = dl.dataset.datasets
+    lab, unl = dl.dataset.dataset.datasets
     lab.update(data_root=str(isaid), patch_size=64, crop_size=32)
     unl.update(data_root=str(pool), ann_file='selected.txt')
     for ds in (lab, unl):

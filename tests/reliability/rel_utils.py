@@ -86,7 +86,7 @@ def train_options(data_root, iters, interval=1, val=True):
         val_opts = ['val_dataloader=None', 'val_cfg=None',
                     'val_evaluator=None']
     opts = val_opts + [
-        f'train_dataloader.dataset.data_root={data_root}',
+        f'train_dataloader.dataset.dataset.data_root={data_root}',
         f'test_dataloader.dataset.data_root={data_root}',
         'train_dataloader.batch_size=2',
         f'train_cfg.max_iters={iters}',

@@ -103,7 +103,7 @@ def _data_root(work):
     """The data root a work dir was trained on (from its dumped config)."""
     from mmengine.config import Config
     cfg = Config.fromfile(str(next(Path(work).glob('*.py'))))
-    return cfg.train_dataloader.dataset.data_root
+    return cfg.train_dataloader.dataset.dataset.data_root
 
 
 def test_out_of_range_labels_name_the_file(tmp_path):
@@ -122,7 +122,7 @@ def test_out_of_range_labels_name_the_file(tmp_path):
     assert "out_of_range='ignore'" in line
     assert not list(work.glob('*.pth'))
     train(work, data, 1, options=[
-        'train_dataloader.dataset.pipeline.1.out_of_range=ignore'])
+        'train_dataloader.dataset.dataset.pipeline.1.out_of_range=ignore'])
     assert weights_finite(work / 'iter_1.pth')
     assert (work / 'iter_1.pth').is_file()
 
@@ -179,7 +179,7 @@ def test_unknown_top_level_cfg_option_is_rejected(tiles, tmp_path):
     """``trian_cfg.max_iters=2`` was silently ignored (a full-length run)."""
     args = _args(CONFIG, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
                  'trian_cfg.max_iters=2',
-                 f'train_dataloader.dataset.data_root={tiles}')
+                 f'train_dataloader.dataset.dataset.data_root={tiles}')
     with pytest.raises(KeyError) as exc:
         load_tool('train.py').build_train_cfg(args)
     line = last_line(exc.value)
@@ -202,7 +202,7 @@ def test_explicit_resume_and_load_from_files_are_checked(trained, tmp_path):
         if args.cfg_options is None:
             args.cfg_options = {}
         args.cfg_options.update({
-            'train_dataloader.dataset.data_root': root,
+            'train_dataloader.dataset.dataset.data_root': root,
             'val_dataloader.dataset.data_root': root})
         with pytest.raises((OSError, RuntimeError)) as exc:
             load_tool('train.py').build_train_cfg(args)
@@ -218,8 +218,8 @@ def test_data_root_from_another_working_directory(tmp_path, monkeypatch):
     (project / 'configs').mkdir(parents=True)
     cfg = project / 'configs' / 'lc.py'
     cfg.write_text(f"_base_ = ['{CONFIG}']\n"
-                   "train_dataloader = dict(dataset=dict("
-                   "data_root='data/lc'))\n"
+                   "train_dataloader = dict(dataset=dict(dataset=dict("
+                   "data_root='data/lc')))\n"
                    "val_dataloader = dict(dataset=dict("
                    "data_root='data/lc'))\n")
     elsewhere = tmp_path / 'elsewhere'
@@ -234,8 +234,8 @@ def test_data_root_from_another_working_directory(tmp_path, monkeypatch):
     assert str(project / 'data' / 'lc') in line
     make_tiles(project / 'data' / 'lc', n_train=1, n_val=1)
     built = train_tool.build_train_cfg(args)
-    assert built.train_dataloader.dataset.data_root == str(project / 'data' /
-                                                           'lc')
+    assert built.train_dataloader.dataset.dataset.data_root == str(
+        project / 'data' / 'lc')
     assert os.getcwd() == str(elsewhere)
 
 
@@ -247,7 +247,7 @@ def test_repo_configs_resolve_from_elsewhere(tmp_path, monkeypatch):
                      work_dir=str(tmp_path / 'w'), amp=False, resume=None)
     if (REPO / 'data' / 'landcover_nc').is_dir():
         built = load_tool('train.py').build_train_cfg(args)
-        assert built.train_dataloader.dataset.data_root == str(
+        assert built.train_dataloader.dataset.dataset.data_root == str(
             REPO / 'data' / 'landcover_nc')
         return
     with pytest.raises(FileNotFoundError) as exc:

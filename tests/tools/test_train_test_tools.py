@@ -18,7 +18,7 @@ CONFIG = 'configs/demo/upernet_vit-tiny_landcover.py'
 
 def tiny_options(data_root, iters):
     return [
-        f'train_dataloader.dataset.data_root={data_root}',
+        f'train_dataloader.dataset.dataset.data_root={data_root}',
         f'val_dataloader.dataset.data_root={data_root}',
         f'test_dataloader.dataset.data_root={data_root}',
         'train_dataloader.batch_size=2', 'val_dataloader.batch_size=4',

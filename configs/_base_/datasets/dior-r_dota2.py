@@ -26,15 +26,17 @@ dior_trainval = dict(
         _dior(s, filter_cfg=dict(filter_empty_gt=True),
               pipeline=_base_.train_pipeline) for s in ('train', 'val')
     ])
-dota_trainval = dict(_base_.train_dataloader.dataset, dataset_name='dota')
+# (the DOTA-v2 dataset inside ./dota2.py's SeededDataset)
+dota_trainval = dict(_base_.train_dataloader.dataset.dataset,
+                     dataset_name='dota')
 dior_test = _dior('test', 'JPEGImages-test', diff_thr=0, test_mode=True, pipeline=_base_.val_pipeline)
 del _dior
 train_dataloader = dict(
     batch_size=4,
-    sampler=dict(_delete_=True, type='mmdet.MultiSourceSampler',
+    sampler=dict(_delete_=True, type='SeededMultiSourceSampler',
                  batch_size=4, source_ratio=[2, 2]),
-    dataset=dict(_delete_=True, type='mmdet.ConcatDataset',
-                 datasets=[dior_trainval, dota_trainval]))
+    dataset=dict(_delete_=True, type='SeededDataset', dataset=dict(
+        type='mmdet.ConcatDataset', datasets=[dior_trainval, dota_trainval])))
 val_dataloader = dict(
     dataset=dict(_delete_=True, type='mmdet.ConcatDataset', datasets=[
         dior_test, dict(_base_.val_dataloader.dataset, dataset_name='dota')

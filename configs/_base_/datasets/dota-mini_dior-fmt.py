@@ -18,7 +18,7 @@ def _dior(split, **kwargs):
                 metainfo=dict(classes=dior_classes), **kwargs)
 
 
-dota_train = _base_.train_dataloader.dataset
+dota_train = _base_.train_dataloader.dataset.dataset  # in SeededDataset
 dior_train = _dior('train', filter_cfg=dict(filter_empty_gt=True),
                    pipeline=_base_.train_pipeline)
 dota_heldout = _base_.val_dataloader.dataset
@@ -27,10 +27,10 @@ dior_heldout = _dior('heldout', diff_thr=0, test_mode=True,
 del _dior
 train_dataloader = dict(
     batch_size=4,
-    sampler=dict(_delete_=True, type='mmdet.MultiSourceSampler',
+    sampler=dict(_delete_=True, type='SeededMultiSourceSampler',
                  batch_size=4, source_ratio=[2, 2]),
-    dataset=dict(_delete_=True, type='mmdet.ConcatDataset',
-                 datasets=[dior_train, dota_train]))
+    dataset=dict(_delete_=True, type='SeededDataset', dataset=dict(
+        type='mmdet.ConcatDataset', datasets=[dior_train, dota_train])))
 val_dataloader = dict(
     dataset=dict(_delete_=True, type='mmdet.ConcatDataset',
                  datasets=[dior_heldout, dota_heldout]))

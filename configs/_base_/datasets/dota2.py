@@ -36,19 +36,21 @@ test_pipeline = [
     dict(type='mmdet.PackDetInputs', meta_keys=meta_keys[:5] +
          ('dataset_name', )),
 ]
+# SeededDataset + a Seeded* sampler: per-sample augmentation seeds, so a
+# resumed run sees the augmentations of a straight one.
 train_dataloader = dict(
     batch_size=2,
     num_workers=4,
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='SeededDefaultSampler', shuffle=True),
     batch_sampler=None,
-    dataset=dict(
+    dataset=dict(type='SeededDataset', dataset=dict(
         type=dataset_type,
         data_root=data_root,
         ann_file='trainval/labelTxt/',
         data_prefix=dict(img_path='trainval/images/'),
         filter_cfg=dict(filter_empty_gt=True),
-        pipeline=train_pipeline))
+        pipeline=train_pipeline)))
 val_dataloader = dict(
     batch_size=2,
     num_workers=4,

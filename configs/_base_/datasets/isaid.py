@@ -21,18 +21,20 @@ isaid_test_pipeline = [
     dict(type='CropWindow'),
     dict(type='PackSegInputs'),
 ]
+# SeededDataset + a Seeded* sampler: per-sample augmentation seeds, so a
+# resumed run sees the augmentations of a straight one.
 train_dataloader = dict(
     batch_size=12,
     num_workers=8,
     persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(
+    sampler=dict(type='SeededInfiniteSampler', shuffle=True),
+    dataset=dict(type='SeededDataset', dataset=dict(
         type=isaid_type,
         data_root=isaid_root,
         quadrants=True,
         data_prefix=dict(
             img_path='img_dir/train', seg_map_path='ann_dir/train'),
-        pipeline=isaid_train_pipeline))
+        pipeline=isaid_train_pipeline)))
 val_dataloader = dict(
     batch_size=4,
     num_workers=4,

@@ -63,11 +63,11 @@ train_dataloader = dict(
     num_workers=8,
     persistent_workers=True,
     sampler=dict(
-        type='mmdet.MultiSourceSampler',
+        type='SeededMultiSourceSampler',  # per-sample augmentation seeds
         batch_size=labeled_per_gpu + unlabeled_per_gpu,
         source_ratio=[labeled_per_gpu, unlabeled_per_gpu]),
-    dataset=dict(
+    dataset=dict(type='SeededDataset', dataset=dict(
         type='ConcatDataset',
         # the unlabelled set has no classes; the labelled metainfo is kept
         ignore_keys=['classes', 'palette', 'label_map', 'reduce_zero_label'],
-        datasets=[labeled_dataset, unlabeled_dataset]))
+        datasets=[labeled_dataset, unlabeled_dataset])))

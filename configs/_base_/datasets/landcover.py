@@ -26,16 +26,18 @@ tta_pipeline = [
         ], [dict(type='LoadGeoAnnotations', label_offset=-1)],
                     [dict(type='PackSegInputs')]])
 ]
+# SeededDataset + a Seeded* sampler: per-sample augmentation seeds, so a
+# resumed run sees the augmentations of a straight one.
 train_dataloader = dict(
     batch_size=8,
     num_workers=0,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(
+    sampler=dict(type='SeededInfiniteSampler', shuffle=True),
+    dataset=dict(type='SeededDataset', dataset=dict(
         type=dataset_type,
         data_root=data_root,
         data_prefix=dict(
             img_path='img_dir/train', seg_map_path='ann_dir/train'),
-        pipeline=train_pipeline))
+        pipeline=train_pipeline)))
 val_dataloader = dict(
     batch_size=8,
     num_workers=0,

@@ -46,17 +46,20 @@ loveda_test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs', meta_keys=loveda_meta_keys),
 ]
+# SeededDataset + a Seeded* sampler: per-sample augmentation seeds, so a
+# resumed run sees the augmentations of a straight one (multi-dataset
+# configs take the dataset inside: .dataset.dataset).
 loveda_train_dataloader = dict(
     batch_size=12,
     num_workers=4,
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
+    sampler=dict(type='SeededDefaultSampler', shuffle=True),
+    dataset=dict(type='SeededDataset', dataset=dict(
         type=loveda_type,
         data_root=loveda_root,
         data_prefix=dict(
             img_path='img_dir/train', seg_map_path='ann_dir/train'),
-        pipeline=loveda_train_pipeline))
+        pipeline=loveda_train_pipeline)))
 loveda_val_dataloader = dict(
     batch_size=1,
     num_workers=4,

@@ -50,17 +50,20 @@ openearthmap_test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs', meta_keys=openearthmap_meta_keys),
 ]
+# SeededDataset + a Seeded* sampler: per-sample augmentation seeds, so a
+# resumed run sees the augmentations of a straight one (multi-dataset
+# configs take the dataset inside: .dataset.dataset).
 openearthmap_train_dataloader = dict(
     batch_size=12,
     num_workers=4,
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
+    sampler=dict(type='SeededDefaultSampler', shuffle=True),
+    dataset=dict(type='SeededDataset', dataset=dict(
         type=openearthmap_type,
         data_root=openearthmap_root,
         data_prefix=dict(
             img_path='img_dir/train', seg_map_path='ann_dir/train'),
-        pipeline=openearthmap_train_pipeline))
+        pipeline=openearthmap_train_pipeline)))
 openearthmap_val_dataloader = dict(
     batch_size=1,
     num_workers=4,

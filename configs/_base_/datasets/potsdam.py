@@ -59,17 +59,20 @@ potsdam_tta_pipeline = [
             [dict(type='PackSegInputs', meta_keys=potsdam_meta_keys)],
         ]),
 ]
+# SeededDataset + a Seeded* sampler: per-sample augmentation seeds, so a
+# resumed run sees the augmentations of a straight one (multi-dataset
+# configs take the dataset inside: .dataset.dataset).
 potsdam_train_dataloader = dict(
     batch_size=12,
     num_workers=4,
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
+    sampler=dict(type='SeededDefaultSampler', shuffle=True),
+    dataset=dict(type='SeededDataset', dataset=dict(
         type=potsdam_type,
         data_root=potsdam_root,
         data_prefix=dict(
             img_path='img_dir/train', seg_map_path='ann_dir/train'),
-        pipeline=potsdam_train_pipeline))
+        pipeline=potsdam_train_pipeline)))
 potsdam_val_dataloader = dict(
     batch_size=1,
     num_workers=4,

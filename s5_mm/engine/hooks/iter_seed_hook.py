@@ -11,8 +11,8 @@ import torch
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from mmengine.registry import HOOKS  # the root: every scope (mmseg, mmrotate)
 
-from s5_mm.registry import HOOKS
 from s5_mm.datasets.seeded_dataset import sample_seed
 
 
