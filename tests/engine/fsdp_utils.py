@@ -136,7 +136,7 @@ def runner_cfg(root, work_dir, max_iters, resume_from=None, path=CONFIG):
     dl = cfg.train_dataloader
     dl.update(batch_size=4, num_workers=0, persistent_workers=False)
     dl.sampler.update(batch_size=4, source_ratio=[2, 2])
-    lab, unl = dl.dataset.datasets
+    lab, unl = dl.dataset.dataset.datasets  # inside SeededDataset
     lab.update(data_root=str(isaid), patch_size=64, crop_size=32)
     unl.update(data_root=str(pool), ann_file='selected.txt')
     for ds in (lab, unl):
@@ -155,7 +155,8 @@ def runner_cfg(root, work_dir, max_iters, resume_from=None, path=CONFIG):
     cfg.train_cfg.update(max_iters=max_iters, val_interval=2)
     cfg.default_hooks.checkpoint.update(interval=2, save_best=None)
     cfg.default_hooks.logger.interval = 1
-    cfg.custom_hooks = [dict(type='S4PStatsHook', interval=1)]
+    cfg.custom_hooks = [dict(type='IterSeedHook'),
+                        dict(type='S4PStatsHook', interval=1)]
     cfg.randomness = dict(seed=0)
     cfg.launcher = 'pytorch'
     cfg.work_dir = str(work_dir)
