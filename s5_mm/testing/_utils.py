@@ -212,3 +212,23 @@ def make_toy_seg_data(root, num_labelled=4, num_unlabelled=6, seed=0):
         img = rng.integers(0, 255, (12 + 2 * i, 20, 3)).astype(np.uint8)
         cv2.imwrite(str(root / 'unl' / f'u{i}.png'), img)
     return root
+
+
+S4P_BRANCHES = ['sup', 'unsup_teacher', 'unsup_student']
+
+
+def toy_s4p_pipelines(geometric, strong=()):
+    """(labelled, unlabelled) pipelines of the toy S4P runs: load, the
+    ``geometric`` transforms on both, ``mmdet.MultiBranch`` packing (the
+    unlabelled crop with its padding mask as weak and, after ``strong``,
+    as strong view)."""
+    sup = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+           *geometric,
+           dict(type='mmdet.MultiBranch', branch_field=S4P_BRANCHES,
+                sup=[dict(type='PackSegInputs')])]
+    unsup = [dict(type='LoadImageFromFile'), dict(type='AddPaddingMask'),
+             *geometric,
+             dict(type='mmdet.MultiBranch', branch_field=S4P_BRANCHES,
+                  unsup_teacher=[dict(type='PackSegInputs')],
+                  unsup_student=[*strong, dict(type='PackSegInputs')])]
+    return sup, unsup

@@ -11,6 +11,7 @@ from mmengine.runner import Runner
 
 import s5_mm  # noqa: F401
 from s5_mm.registry import MODELS
+from s5_mm.testing import use_tiny_s4p_data
 
 ARCHS = {'b': (768, 103.2), 'l': (1024, 327.4), 'h': (1280, 663.4)}
 
@@ -117,21 +118,7 @@ def test_vit_b_config_trains_and_validates_with_tiny_overrides(tmp_path):
     seg.data_preprocessor.size = (32, 32)
     cfg.model.data_preprocessor = None
     cfg.model.semi_train_cfg.conf_thresh = 0.0  # exercise the unsup loss
-    dl = cfg.train_dataloader
-    dl.update(batch_size=4, num_workers=0, persistent_workers=False)
-    dl.sampler.update(batch_size=4, source_ratio=[2, 2])
-    lab, unl = dl.dataset.dataset.datasets
-    lab.update(data_root=str(isaid), patch_size=64, crop_size=32)
-    unl.update(data_root=str(pool), ann_file='selected.txt')
-    for ds in (lab, unl):
-        for t in ds.pipeline:
-            if t.type == 'RandomCrop':
-                t.crop_size = (32, 32)
-    cfg.val_dataloader.update(num_workers=0, persistent_workers=False,
-                              batch_size=2)
-    cfg.val_dataloader.dataset.update(data_root=str(isaid), patch_size=64,
-                                      crop_size=32)
-    cfg.test_dataloader = cfg.val_dataloader
+    use_tiny_s4p_data(cfg, isaid, pool)
     cfg.optim_wrapper = dict(type='OptimWrapper',
                              optimizer=cfg.optim_wrapper.optimizer)
     cfg.param_scheduler[0].update(T_max=2, end=2)

@@ -133,21 +133,8 @@ def runner_cfg(root, work_dir, max_iters, resume_from=None, path=CONFIG):
     is kept."""
     cfg = tiny_cfg(path)
     isaid, pool = root / 'iSAID', root / 'pool'
-    dl = cfg.train_dataloader
-    dl.update(batch_size=4, num_workers=0, persistent_workers=False)
-    dl.sampler.update(batch_size=4, source_ratio=[2, 2])
-    lab, unl = dl.dataset.dataset.datasets  # inside SeededDataset
-    lab.update(data_root=str(isaid), patch_size=64, crop_size=32)
-    unl.update(data_root=str(pool), ann_file='selected.txt')
-    for ds in (lab, unl):
-        for t in ds.pipeline:
-            if t.type == 'RandomCrop':
-                t.crop_size = (SIZE, SIZE)
-    cfg.val_dataloader.update(num_workers=0, persistent_workers=False,
-                              batch_size=2)
-    cfg.val_dataloader.dataset.update(data_root=str(isaid), patch_size=64,
-                                      crop_size=32)
-    cfg.test_dataloader = cfg.val_dataloader
+    from s5_mm.testing import use_tiny_s4p_data
+    use_tiny_s4p_data(cfg, isaid, pool, crop=SIZE)
     cfg.optim_wrapper = dict(type='OptimWrapper',
                              optimizer=cfg.optim_wrapper.optimizer)
     cfg.optim_wrapper.optimizer.lr = 1e-3

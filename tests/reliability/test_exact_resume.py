@@ -7,10 +7,9 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import s5_mm  # noqa: F401
-from s5_mm.testing import tiny_segmentor_cfg
+from s5_mm.testing import tiny_segmentor_cfg, toy_s4p_pipelines
 
 DEFAULT_SCOPE = 'mmseg'
-BRANCHES = ['sup', 'unsup_teacher', 'unsup_student']
 CLASSES = ('a', 'b', 'c')
 
 
@@ -18,18 +17,10 @@ def s4p_cfg(root, work_dir, max_iters, teacher, seeded, resume=False,
             workers=0):
     # random crop + flip on both branches, photometric noise on the strong
     # view: each draws from the pipeline's generators
-    geo = [dict(type='RandomCrop', crop_size=(16, 16)),
-           dict(type='RandomFlip', prob=0.5)]
-    sup = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
-           *geo,
-           dict(type='mmdet.MultiBranch', branch_field=BRANCHES,
-                sup=[dict(type='PackSegInputs')])]
-    unsup = [dict(type='LoadImageFromFile'), dict(type='AddPaddingMask'),
-             *geo,
-             dict(type='mmdet.MultiBranch', branch_field=BRANCHES,
-                  unsup_teacher=[dict(type='PackSegInputs')],
-                  unsup_student=[dict(type='PhotoMetricDistortion'),
-                                 dict(type='PackSegInputs')])]
+    sup, unsup = toy_s4p_pipelines(
+        [dict(type='RandomCrop', crop_size=(16, 16)),
+         dict(type='RandomFlip', prob=0.5)],
+        strong=[dict(type='PhotoMetricDistortion')])
     seg = tiny_segmentor_cfg(num_classes=3, mean=0.0, std=1.0,
                              downsample=True)
     seg['decode_head']['dropout_ratio'] = 0.3  # model-side randomness

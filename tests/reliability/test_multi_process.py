@@ -47,13 +47,13 @@ import torch
 from mp_harness import (dump_config, final_metrics, run_ranks,
                         train_distributed, train_single)
 
-from s5_mm.testing import tiny_mdf_segmentor_cfg, tiny_segmentor_cfg
+from s5_mm.testing import (tiny_mdf_segmentor_cfg, tiny_segmentor_cfg,
+                           toy_s4p_pipelines)
 
 pytestmark = pytest.mark.slow
 
 STEPS = 4
 BATCH = 8  # global: one process x 8 = two processes x 4
-BRANCHES = ['sup', 'unsup_teacher', 'unsup_student']
 GN = dict(type='GN', num_groups=2, requires_grad=True)
 RTOL, ATOL = 1e-5, 1e-6
 TIMEOUT = 300  # s, per 2-process run (about 30 s on 2 idle cores)
@@ -104,18 +104,10 @@ def s4p_data(toy_seg_data, tmp_path_factory):
 
 
 def s4p_cfg(root, work_dir, batch, teacher='ema', class_keep_ratio=None):
-    geo = [dict(type='RandomCrop', crop_size=(16, 16)),
-           dict(type='RandomFlip', prob=0.5)]
-    sup = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
-           *geo,
-           dict(type='mmdet.MultiBranch', branch_field=BRANCHES,
-                sup=[dict(type='PackSegInputs')])]
-    unsup = [dict(type='LoadImageFromFile'), dict(type='AddPaddingMask'),
-             *geo,
-             dict(type='mmdet.MultiBranch', branch_field=BRANCHES,
-                  unsup_teacher=[dict(type='PackSegInputs')],
-                  unsup_student=[dict(type='PhotoMetricDistortion'),
-                                 dict(type='PackSegInputs')])]
+    sup, unsup = toy_s4p_pipelines(
+        [dict(type='RandomCrop', crop_size=(16, 16)),
+         dict(type='RandomFlip', prob=0.5)],
+        strong=[dict(type='PhotoMetricDistortion')])
     seg = tiny_segmentor_cfg(num_classes=3, mean=127.0, std=60.0,
                              downsample=True)
     seg['backbone']['norm_cfg'] = GN

@@ -7,27 +7,16 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import s5_mm  # noqa: F401
-from s5_mm.testing import tiny_segmentor_cfg
+from s5_mm.testing import tiny_segmentor_cfg, toy_s4p_pipelines
 
-BRANCHES = ['sup', 'unsup_teacher', 'unsup_student']
 CLASSES = ('a', 'b', 'c')
 
 
 def s4p_cfg(root, work_dir, max_iters, name, teacher='ema', resume=False):
-    # Deterministic data: mmengine resumes by advancing sampler indices
-    # without running the pipeline, so random augmentation after a resume
-    # differs from a straight run. Model-side randomness (CutMix boxes) is
-    # seeded from (seed, iteration) and must resume exactly.
-    crop = [dict(type='CenterCrop', crop_size=(16, 16))]
-    sup = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
-           *crop,
-           dict(type='mmdet.MultiBranch', branch_field=BRANCHES,
-                sup=[dict(type='PackSegInputs')])]
-    unsup = [dict(type='LoadImageFromFile'), dict(type='AddPaddingMask'),
-             *crop,
-             dict(type='mmdet.MultiBranch', branch_field=BRANCHES,
-                  unsup_teacher=[dict(type='PackSegInputs')],
-                  unsup_student=[dict(type='PackSegInputs')])]
+    # Deterministic data: the same resume with random augmentation, which
+    # needs the seeded samplers, is tests/reliability/test_exact_resume.py.
+    sup, unsup = toy_s4p_pipelines(
+        [dict(type='CenterCrop', crop_size=(16, 16))])
     seg = tiny_segmentor_cfg(num_classes=3, mean=0.0, std=1.0,
                              downsample=True)
     # unlabelled images 12 and 14 px high are padded to 16
