@@ -232,3 +232,12 @@ def toy_s4p_pipelines(geometric, strong=()):
                   unsup_teacher=[dict(type='PackSegInputs')],
                   unsup_student=[*strong, dict(type='PackSegInputs')])]
     return sup, unsup
+
+
+def toy_s4p_random_pipelines():
+    """:func:`toy_s4p_pipelines` with random augmentation: a 16 px random
+    crop and a flip on both, photometric distortion on the strong view."""
+    return toy_s4p_pipelines(
+        [dict(type='RandomCrop', crop_size=(16, 16)),
+         dict(type='RandomFlip', prob=0.5)],
+        strong=[dict(type='PhotoMetricDistortion')])

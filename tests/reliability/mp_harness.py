@@ -106,5 +106,5 @@ def final_metrics(work_dir) -> dict:
             .splitlines() if line.strip()]
     val = [r for r in rows if not any(k in r for k in ('loss', 'lr'))]
     assert val, f'no validation metrics in {files[-1]}'
-    return {k: v for k, v in val[-1].items() if k not in ('step', 'time',
-                                                           'data_time')}
+    skip = ('step', 'time', 'data_time')
+    return {k: v for k, v in val[-1].items() if k not in skip}

@@ -7,7 +7,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import s5_mm  # noqa: F401
-from s5_mm.testing import tiny_segmentor_cfg, toy_s4p_pipelines
+from s5_mm.testing import tiny_segmentor_cfg, toy_s4p_random_pipelines
 
 DEFAULT_SCOPE = 'mmseg'
 CLASSES = ('a', 'b', 'c')
@@ -17,10 +17,7 @@ def s4p_cfg(root, work_dir, max_iters, teacher, seeded, resume=False,
             workers=0):
     # random crop + flip on both branches, photometric noise on the strong
     # view: each draws from the pipeline's generators
-    sup, unsup = toy_s4p_pipelines(
-        [dict(type='RandomCrop', crop_size=(16, 16)),
-         dict(type='RandomFlip', prob=0.5)],
-        strong=[dict(type='PhotoMetricDistortion')])
+    sup, unsup = toy_s4p_random_pipelines()
     seg = tiny_segmentor_cfg(num_classes=3, mean=0.0, std=1.0,
                              downsample=True)
     seg['decode_head']['dropout_ratio'] = 0.3  # model-side randomness

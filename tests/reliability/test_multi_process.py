@@ -48,7 +48,7 @@ from mp_harness import (dump_config, final_metrics, run_ranks,
                         train_distributed, train_single)
 
 from s5_mm.testing import (tiny_mdf_segmentor_cfg, tiny_segmentor_cfg,
-                           toy_s4p_pipelines)
+                           toy_s4p_random_pipelines)
 
 pytestmark = pytest.mark.slow
 
@@ -104,10 +104,7 @@ def s4p_data(toy_seg_data, tmp_path_factory):
 
 
 def s4p_cfg(root, work_dir, batch, teacher='ema', class_keep_ratio=None):
-    sup, unsup = toy_s4p_pipelines(
-        [dict(type='RandomCrop', crop_size=(16, 16)),
-         dict(type='RandomFlip', prob=0.5)],
-        strong=[dict(type='PhotoMetricDistortion')])
+    sup, unsup = toy_s4p_random_pipelines()
     seg = tiny_segmentor_cfg(num_classes=3, mean=127.0, std=60.0,
                              downsample=True)
     seg['backbone']['norm_cfg'] = GN
