@@ -17,3 +17,6 @@ tta_model = dict(type='SegTTAModel')
 # training iteration (drop path, dropout): exact resume. A config that sets
 # its own custom_hooks replaces this list and must list it again.
 custom_hooks = [dict(type='IterSeedHook')]
+# A fixed seed: mmengine builds the sampler before it restores a resumed
+# checkpoint's seed, so without one a resumed run draws another order.
+randomness = dict(seed=0)

@@ -88,9 +88,18 @@ class SeededDataset:
         dataset (dict | Dataset): the wrapped dataset or its config.
     """
 
-    def __init__(self, dataset):
+    def __init__(self, dataset, **unknown):
+        if unknown:
+            # e.g. a derived config still setting train_dataloader.dataset.X
+            raise TypeError(
+                f'SeededDataset takes only dataset=..., got {sorted(unknown)};'
+                ' the wrapped dataset\'s keys are one level down: '
+                'train_dataloader.dataset.dataset.<key>')
         if isinstance(dataset, dict):
             dataset = DATASETS.build(dataset)
+        if not hasattr(dataset, '__getitem__'):
+            raise TypeError('SeededDataset: dataset must be a dataset or its '
+                            f'config dict, got {type(dataset).__name__}')
         self.dataset = dataset
 
     def __getitem__(self, idx):
@@ -104,7 +113,10 @@ class SeededDataset:
         return len(self.dataset)
 
     def __getattr__(self, name):
-        if name == 'dataset':  # not set yet (unpickling): no recursion
+        # 'dataset' before it is set (unpickling): no recursion. Special
+        # names (__getitems__, __deepcopy__, ...) are not forwarded: the
+        # inner dataset's would bypass the seeding or copy the wrong object.
+        if name == 'dataset' or name.startswith('__'):
             raise AttributeError(name)
         return getattr(self.dataset, name)
 

@@ -7,7 +7,6 @@ keys bound; a plain config cannot hold a class, so the layer classes are
 given as import paths.
 """
 import importlib
-from functools import partial
 from typing import Sequence, Set, Type, Union
 
 from mmengine._strategy import FSDPStrategy
@@ -57,12 +56,6 @@ def s5_layer_wrap_policy(module: nn.Module,
     return transformer_auto_wrap_policy(
         module, recurse, nonwrapped_numel,
         transformer_layer_cls=resolve_classes(layer_cls))
-
-
-def layer_wrap_policy(layer_cls=(VIT_BLOCK, )):
-    """``s5_layer_wrap_policy`` with ``layer_cls`` bound (resolved once)."""
-    return partial(s5_layer_wrap_policy, layer_cls=tuple(
-        resolve_classes(layer_cls)))
 
 
 # OptimWrapper.state_dict() keys beside the optimizer's own

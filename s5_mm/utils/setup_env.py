@@ -100,8 +100,14 @@ def _slurm_env():
                            'run through srun (tools/slurm_train.sh)') from e
     env.setdefault('LOCAL_RANK', env.get('SLURM_LOCALID', '0'))
     if 'MASTER_ADDR' not in env:
-        env['MASTER_ADDR'] = subprocess.getoutput(
-            f'scontrol show hostname {nodes} | head -n1').strip()
+        out = subprocess.run(['scontrol', 'show', 'hostname', nodes],
+                             capture_output=True, text=True)
+        hosts = out.stdout.split()
+        if out.returncode or not hosts:
+            raise RuntimeError(
+                f'--launcher slurm: scontrol could not expand SLURM_NODELIST='
+                f'{nodes!r} ({out.stderr.strip()}); set MASTER_ADDR')
+        env['MASTER_ADDR'] = hosts[0]
     env.setdefault('MASTER_PORT', '29500')
     env['RANK'], env['WORLD_SIZE'] = rank, world
 

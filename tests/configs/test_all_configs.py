@@ -211,3 +211,5 @@ def test_training_is_resume_exact(rel):
         'SeededMultiSourceSampler'), rel
     hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
     assert 'IterSeedHook' in hooks, rel
+    # mmengine builds the sampler before it restores a resumed seed
+    assert cfg.get('randomness', {}).get('seed') is not None, rel

@@ -399,7 +399,8 @@ class S4PSegmentor(BaseSegmentor):
         n_valid = n_valid.clamp(min=1 / world)
         # where, not a product: non-finite values on padding stay out.
         loss = torch.where(keep, ce, ce.new_zeros(())).sum() / n_valid
-        ratio = keep.sum() / n_valid
+        # the logged kept fraction is this rank's (global / W would not be one)
+        ratio = keep.sum() / valid.sum().clamp(min=1)
         return rename_loss_dict(
             'unsup_',
             reweight_loss_dict(dict(loss_ce=loss, mask_ratio=ratio),
@@ -457,10 +458,11 @@ class S4PSegmentor(BaseSegmentor):
 
         Class c's threshold is the confidence of its ceil(r * n_c)-th most
         confident non-padding pixel (n_c: pixels predicted c), capped at tau.
-        Two stable sorts instead of a loop over classes: no host sync.
+        Two stable sorts instead of a loop over classes: no host sync in one
+        process (the cross-rank gather reads one size on the host).
 
         Under DDP the pixels of every rank's batch are gathered first (4 +
-        8 bytes a pixel per rank), so the thresholds are those of the global
+        1 bytes a pixel per rank: confidence, label), so the thresholds are those of the global
         batch, the same for every split of it over processes.
         """
         tau = self.semi_train_cfg['conf_thresh']
@@ -468,8 +470,11 @@ class S4PSegmentor(BaseSegmentor):
         nc = self.num_classes
         label = torch.where(pad, nc, plabel).flatten()
         flat = conf.flatten()
+        if world_size() > 1 and nc < 255:
+            label = label.to(torch.uint8)  # 1 byte a pixel on the wire
         # gathered padding (class nc) is ignored, as padding pixels are
         flat, label = gather_flat(flat, label, pad_values=(0., nc))
+        label = label.long()
         by_conf = torch.argsort(flat, descending=True, stable=True)
         by_class = torch.argsort(label[by_conf], stable=True)
         grouped = flat[by_conf][by_class]  # class-major, conf descending

@@ -120,3 +120,20 @@ def test_sample_index_pickles_with_its_seed():
     import pickle
     i = pickle.loads(pickle.dumps(SampleIndex(4, 99)))
     assert (int(i), i.seed, type(i)) == (4, 99, SampleIndex)
+
+
+def test_seeded_dataset_names_what_it_does_not_take():
+    with pytest.raises(TypeError, match=r"\['data_root'\].*"
+                       r"train_dataloader\.dataset\.dataset\.<key>"):
+        SeededDataset(dataset=Noisy(), data_root='data/x')
+    with pytest.raises(TypeError, match='got int'):
+        SeededDataset(dataset=3)
+    # special names are not forwarded: torch's DataLoader would call the
+    # inner batch fetch and skip the seeding
+    class Batched(Noisy):
+        def __getitems__(self, idx):
+            return [self[i] for i in idx]
+
+    wrapped = SeededDataset(Batched())
+    assert not hasattr(wrapped, '__getitems__')
+    assert wrapped.__len__() == 3
