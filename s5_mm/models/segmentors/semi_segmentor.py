@@ -461,9 +461,9 @@ class S4PSegmentor(BaseSegmentor):
         Two stable sorts instead of a loop over classes: no host sync in one
         process (the cross-rank gather reads one size on the host).
 
-        Under DDP the pixels of every rank's batch are gathered first (4 +
-        1 bytes a pixel per rank: confidence, label), so the thresholds are those of the global
-        batch, the same for every split of it over processes.
+        Under DDP the pixels of every rank's batch are gathered first (5
+        bytes a pixel per rank: confidence, label), so the thresholds are
+        those of the global batch, the same for every split over processes.
         """
         tau = self.semi_train_cfg['conf_thresh']
         ratio = self.semi_train_cfg['class_keep_ratio']

@@ -128,6 +128,7 @@ def test_seeded_dataset_names_what_it_does_not_take():
         SeededDataset(dataset=Noisy(), data_root='data/x')
     with pytest.raises(TypeError, match='got int'):
         SeededDataset(dataset=3)
+
     # special names are not forwarded: torch's DataLoader would call the
     # inner batch fetch and skip the seeding
     class Batched(Noisy):
