@@ -8,7 +8,7 @@ from ._utils import (TinyIdentityBackbone, build_tiny_mdf_segmentor,
                      identity_segmentor_cfg, make_toy_seg_data,
                      save_segmentor_checkpoint, tiny_mdf_segmentor_cfg,
                      tiny_segmentor_cfg, tiny_uper_head_cfg, tiny_vit_arch,
-                     toy_label, toy_s4p_pipelines,
+                     toy_iter_schedule, toy_label, toy_s4p_pipelines,
                      toy_s4p_random_pipelines)
 
 __all__ = [
@@ -16,6 +16,6 @@ __all__ = [
     'build_tiny_segmentor', 'build_tiny_vit', 'identity_segmentor_cfg',
     'make_toy_seg_data', 'save_segmentor_checkpoint',
     'tiny_mdf_segmentor_cfg', 'tiny_segmentor_cfg', 'tiny_uper_head_cfg',
-    'tiny_vit_arch', 'toy_label', 'toy_s4p_pipelines',
+    'tiny_vit_arch', 'toy_iter_schedule', 'toy_label', 'toy_s4p_pipelines',
     'toy_s4p_random_pipelines', 'use_tiny_s4p_data'
 ]

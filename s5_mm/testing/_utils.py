@@ -241,3 +241,19 @@ def toy_s4p_random_pipelines():
         [dict(type='RandomCrop', crop_size=(16, 16)),
          dict(type='RandomFlip', prob=0.5)],
         strong=[dict(type='PhotoMetricDistortion')])
+
+
+def toy_iter_schedule(max_iters, total_iters, ckpt_interval):
+    """Runner keys of the toy iteration-based runs: AdamW at 0.01, cosine
+    over ``total_iters``, a checkpoint every ``ckpt_interval`` iterations,
+    a log line every iteration."""
+    return dict(
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=0.01)),
+        param_scheduler=[dict(type='CosineAnnealingLR', T_max=total_iters,
+                              by_epoch=False, begin=0, end=total_iters)],
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters),
+        default_hooks=dict(
+            checkpoint=dict(type='CheckpointHook', interval=ckpt_interval,
+                            by_epoch=False),
+            logger=dict(type='LoggerHook', interval=1)),
+        log_processor=dict(by_epoch=False))

@@ -7,7 +7,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import s5_mm  # noqa: F401
-from s5_mm.testing import tiny_segmentor_cfg, toy_s4p_random_pipelines
+from s5_mm.testing import (tiny_segmentor_cfg, toy_iter_schedule,
+                           toy_s4p_random_pipelines)
 
 DEFAULT_SCOPE = 'mmseg'
 CLASSES = ('a', 'b', 'c')
@@ -51,16 +52,8 @@ def s4p_cfg(root, work_dir, max_iters, teacher, seeded, resume=False,
         train_dataloader=dict(batch_size=4, num_workers=workers,
                               sampler=sampler,
                               dataset=dataset),
-        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=0.01)),
-        param_scheduler=[dict(type='CosineAnnealingLR', T_max=6,
-                              by_epoch=False, begin=0, end=6)],
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters),
-        default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', interval=3,
-                            by_epoch=False),
-            logger=dict(type='LoggerHook', interval=1)),
+        **toy_iter_schedule(max_iters, total_iters=6, ckpt_interval=3),
         custom_hooks=hooks,
-        log_processor=dict(by_epoch=False),
         randomness=dict(seed=0),
         resume=resume,
         load_from=str(work_dir / 'iter_3.pth') if resume else None))

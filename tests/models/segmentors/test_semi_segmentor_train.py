@@ -7,7 +7,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import s5_mm  # noqa: F401
-from s5_mm.testing import tiny_segmentor_cfg, toy_s4p_pipelines
+from s5_mm.testing import (tiny_segmentor_cfg, toy_iter_schedule,
+                           toy_s4p_pipelines)
 
 CLASSES = ('a', 'b', 'c')
 
@@ -49,16 +50,8 @@ def s4p_cfg(root, work_dir, max_iters, name, teacher='ema', resume=False):
                     dict(type='UnlabeledImageDataset', data_root=str(root),
                          data_prefix=dict(img_path='unl'), pipeline=unsup),
                 ])),
-        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=0.01)),
-        param_scheduler=[dict(type='CosineAnnealingLR', T_max=4,
-                              by_epoch=False, begin=0, end=4)],
-        train_cfg=dict(type='IterBasedTrainLoop', max_iters=max_iters),
-        default_hooks=dict(
-            checkpoint=dict(type='CheckpointHook', interval=2,
-                            by_epoch=False),
-            logger=dict(type='LoggerHook', interval=1)),
+        **toy_iter_schedule(max_iters, total_iters=4, ckpt_interval=2),
         custom_hooks=[dict(type='S4PStatsHook', interval=1)],
-        log_processor=dict(by_epoch=False),
         randomness=dict(seed=0),
         resume=resume,
         load_from=str(work_dir / 'iter_2.pth') if resume else None,
