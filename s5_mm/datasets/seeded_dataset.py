@@ -22,10 +22,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from mmdet.registry import DATASETS as DET_DATASETS
-from mmengine.registry import DATASETS as ROOT_DATASETS
-
-from s5_mm.registry import DATASETS
+from mmengine.registry import DATASETS
 
 
 class SampleIndex(int):
@@ -51,16 +48,22 @@ def sample_seed(*keys: int) -> int:
     return (int(hi) << 32 | int(lo)) & (2**63 - 1)
 
 
+def seed_all(seed: int) -> None:
+    """Seed ``random``, NumPy (which takes 32 bits) and torch (every
+    device) from one 63-bit seed."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
 @contextlib.contextmanager
 def seeded_rng(seed: int):
-    """Seed ``random``, NumPy and torch's CPU generator for the block, then
-    put their previous states back."""
+    """:func:`seed_all` for the block, then put the CPU generators' previous
+    states back."""
     py_state = random.getstate()
     np_state = np.random.get_state()
     with torch.random.fork_rng(devices=[]):
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        torch.manual_seed(seed)
+        seed_all(seed)
         try:
             yield
         finally:
@@ -68,9 +71,7 @@ def seeded_rng(seed: int):
             np.random.set_state(np_state)
 
 
-# mmseg, mmdet and the root (mmrotate's registries have the root as parent)
-@ROOT_DATASETS.register_module()
-@DET_DATASETS.register_module()
+# mmengine's root registry: mmseg's, mmdet's and mmrotate's fall back to it
 @DATASETS.register_module()
 class SeededDataset:
     """Wraps a dataset; a :class:`SampleIndex` runs its pipeline seeded.
@@ -124,16 +125,11 @@ class SeededDataset:
         return f'SeededDataset({self.dataset!r})'
 
 
-def is_seeded_cfg(cfg) -> bool:
-    """Whether a dataset config is a :class:`SeededDataset` wrapper."""
-    return isinstance(cfg, dict) and \
-        str(cfg.get('type', '')).split('.')[-1] == 'SeededDataset'
-
-
 def inner_dataset_cfg(cfg):
     """The wrapped dataset config of a ``SeededDataset`` config, else
     ``cfg`` itself (tools that edit the training dataset's fields)."""
-    while is_seeded_cfg(cfg):
+    while isinstance(cfg, dict) and \
+            str(cfg.get('type', '')).split('.')[-1] == 'SeededDataset':
         cfg = cfg['dataset']
     return cfg
 

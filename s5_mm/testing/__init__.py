@@ -1,7 +1,7 @@
 """Helpers for the test suite."""
 from s5_mm.utils.tools import load_tool
 
-from .s4p_data import use_tiny_s4p_data
+from .s4p_data import use_tiny_s4p_data, write_tiny_s4p_data
 
 from ._utils import (TinyIdentityBackbone, build_tiny_mdf_segmentor,
                      build_tiny_segmentor, build_tiny_vit,
@@ -17,5 +17,6 @@ __all__ = [
     'make_toy_seg_data', 'save_segmentor_checkpoint',
     'tiny_mdf_segmentor_cfg', 'tiny_segmentor_cfg', 'tiny_uper_head_cfg',
     'tiny_vit_arch', 'toy_iter_schedule', 'toy_label', 'toy_s4p_pipelines',
-    'toy_s4p_random_pipelines', 'use_tiny_s4p_data'
+    'toy_s4p_random_pipelines', 'use_tiny_s4p_data',
+    'write_tiny_s4p_data'
 ]

@@ -1,7 +1,6 @@
 """configs/s4p: the paper's settings, model sizes, and a tiny end-to-end run
 of the full config (iSAID quadrants + unlabelled list, MultiSourceSampler,
 S4PSegmentor, foreground mIoU) with small overrides."""
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -11,7 +10,7 @@ from mmengine.runner import Runner
 
 import s5_mm  # noqa: F401
 from s5_mm.registry import MODELS
-from s5_mm.testing import use_tiny_s4p_data
+from s5_mm.testing import use_tiny_s4p_data, write_tiny_s4p_data
 
 ARCHS = {'b': (768, 103.2), 'l': (1024, 327.4), 'h': (1280, 663.4)}
 
@@ -77,35 +76,10 @@ def test_student_size_matches_paper(arch):
     assert not hasattr(model, 'teacher')  # S5: same network, no EMA copy
 
 
-def write_isaid(root, split, n, size, rng):
-    for i in range(n):
-        label = np.zeros((size, size), np.uint8)
-        label[: size // 2, : size // 2] = 1 + i % 15
-        label[size // 2:, size // 2:] = 15
-        img = label[..., None] * 8 + rng.integers(0, 50, (size, size, 3))
-        for d in ('img_dir', 'ann_dir'):
-            (root / d / split).mkdir(parents=True, exist_ok=True)
-        name = f'P{i:04d}'
-        cv2.imwrite(str(root / 'img_dir' / split / f'{name}.png'),
-                    img.astype(np.uint8))
-        cv2.imwrite(
-            str(root / 'ann_dir' / split /
-                f'{name}_instance_color_RGB.png'), label)
-
-
 def test_vit_b_config_trains_and_validates_with_tiny_overrides(tmp_path):
-    rng = np.random.default_rng(0)
-    isaid = tmp_path / 'iSAID'
-    write_isaid(isaid, 'train', 3, 64, rng)
-    write_isaid(isaid, 'val', 1, 64, rng)
-    pool = tmp_path / 'pool'
-    pool.mkdir()
-    for i in range(5):
-        cv2.imwrite(str(pool / f'u{i}.jpg'),
-                    rng.integers(0, 255, (40 + 4 * i, 48, 3)).astype(
-                        np.uint8))
-    (pool / 'selected.txt').write_text(
-        ''.join(f'u{i}.jpg {0.1 * i:.2f}\n' for i in range(5)))
+    isaid, pool = write_tiny_s4p_data(
+        tmp_path, np.random.default_rng(0),
+        pool_heights=[40 + 4 * i for i in range(5)])
 
     cfg = Config.fromfile('configs/s4p/vit-b_rs4p1m.py')
     seg = cfg.model.segmentor

@@ -97,34 +97,6 @@ def run_ranks(fn, world, *args):
                        nprocs=world, join=True, start_method='fork')
 
 
-def write_data(root, rng):
-    """3 labelled 64 px iSAID patches (train), 1 val patch, 5 unlabelled
-    images and their selection list, as tests/configs/test_s4p_configs.py."""
-    import cv2
-    import numpy as np
-    isaid = root / 'iSAID'
-    for split, n in (('train', 3), ('val', 1)):
-        for d in ('img_dir', 'ann_dir'):
-            (isaid / d / split).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            label = np.zeros((64, 64), np.uint8)
-            label[:32, :32] = 1 + i % 15
-            label[32:, 32:] = 15
-            img = label[..., None] * 8 + rng.integers(0, 50, (64, 64, 3))
-            cv2.imwrite(str(isaid / 'img_dir' / split / f'P{i:04d}.png'),
-                        img.astype(np.uint8))
-            cv2.imwrite(str(isaid / 'ann_dir' / split /
-                            f'P{i:04d}_instance_color_RGB.png'), label)
-    pool = root / 'pool'
-    pool.mkdir()
-    for i in range(5):
-        cv2.imwrite(str(pool / f'u{i}.jpg'),
-                    rng.integers(0, 255, (40, 48, 3)).astype(np.uint8))
-    (pool / 'selected.txt').write_text(
-        ''.join(f'u{i}.jpg {0.1 * i:.2f}\n' for i in range(5)))
-    return isaid, pool
-
-
 def runner_cfg(root, work_dir, max_iters, resume_from=None, path=CONFIG):
     """The FSDP config as tools/train.py runs it (launcher 'pytorch'), with
     the tiny model, 2 + 2 images of 32 px per process, a checkpoint and a

@@ -18,6 +18,7 @@ import torch
 import s5_mm  # noqa: F401
 from s5_mm.engine.fsdp import S5FSDPStrategy, resolve_classes
 from s5_mm.models.backbones.vit import TransformerBlock
+from s5_mm.testing import write_tiny_s4p_data
 
 import fsdp_utils as U
 
@@ -208,7 +209,7 @@ def _runner_worker(rank, world, root, max_iters, resume):
 
 def test_fsdp_config_trains_saves_and_resumes_through_the_runner(tmp_path):
     import numpy as np
-    U.write_data(tmp_path, np.random.default_rng(0))
+    write_tiny_s4p_data(tmp_path, np.random.default_rng(0))
     U.run_ranks(_runner_worker, 2, tmp_path, 2, False)
     for rank in range(2):
         res = torch.load(tmp_path / f'train{rank}.pth')

@@ -12,21 +12,13 @@ import itertools
 from typing import Iterator
 
 from mmdet.datasets.samplers import MultiSourceSampler
-from mmdet.registry import DATA_SAMPLERS as DET_DATA_SAMPLERS
 from mmengine.dataset import DefaultSampler, InfiniteSampler
-from mmengine.registry import DATA_SAMPLERS as ROOT_DATA_SAMPLERS
-from mmseg.registry import DATA_SAMPLERS
+from mmengine.registry import DATA_SAMPLERS
 
 from ..seeded_dataset import SampleIndex, sample_seed
 
-
-def _register(cls):
-    # segmentation (mmseg), mmdet and the root, which mmrotate's registry
-    # falls back to
-    DATA_SAMPLERS.register_module(module=cls)
-    DET_DATA_SAMPLERS.register_module(module=cls)
-    ROOT_DATA_SAMPLERS.register_module(module=cls)
-    return cls
+# mmengine's root registry: mmseg's, mmdet's and mmrotate's fall back to it
+_register = DATA_SAMPLERS.register_module()
 
 
 def _seeded(indices, seed: int, source: int, rank: int, world: int):

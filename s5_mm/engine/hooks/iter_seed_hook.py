@@ -4,16 +4,13 @@ randomness of a straight run: MMEngine's checkpoints do not hold the
 generators' states, and the data pipeline (its own per-sample seeds, see
 ``SeededDataset``) no longer shares them."""
 import logging
-import random
 
-import numpy as np
-import torch
 from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS  # the root: every scope (mmseg, mmrotate)
 
-from s5_mm.datasets.seeded_dataset import sample_seed
+from s5_mm.datasets.seeded_dataset import sample_seed, seed_all
 
 
 @HOOKS.register_module()
@@ -42,7 +39,4 @@ class IterSeedHook(Hook):
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         base = runner.seed if self.seed is None else self.seed
-        seed = sample_seed(base, runner.iter, get_rank())
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        torch.manual_seed(seed)
+        seed_all(sample_seed(base, runner.iter, get_rank()))
