@@ -4,6 +4,7 @@ trained together, compared with plain MDF and single-dataset fine-tuning.
     python tools/run_mdf_demo.py [--work-dir work_dirs/mdf_demo]
         [--data-root data/landcover_nc] [--iters 150] [--pretrain-iters 200]
         [--seeds 0 1 2] [--methods moe plain sdf] [--src DIR] [--no-fetch]
+        [--overwrite]
 
 1. Cuts the scene into 32 px tiles (``prepare_landcover``) and splits them:
    the training tiles round-robin by name into ``pretrain`` / ``lc7_train``
@@ -59,6 +60,9 @@ def parse_args(argv=None):
                    choices=list(CONFIGS))
     p.add_argument('--src', default=None, help='folder with the scene files')
     p.add_argument('--no-fetch', action='store_true')
+    p.add_argument('--overwrite', action='store_true',
+                   help='re-cut the tiles of --data-root even if another '
+                   'tool or the user made that folder (refused by default)')
     return p.parse_args(argv)
 
 
@@ -239,7 +243,8 @@ def main(argv=None):
     data_root = Path(args.data_root).resolve()
     work = Path(args.work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    prepare_landcover(data_root, src=args.src, fetch=not args.no_fetch)
+    prepare_landcover(data_root, src=args.src, fetch=not args.no_fetch,
+                      overwrite=args.overwrite)
     split = make_mdf_splits(data_root)
     print(f'splits: {split}', flush=True)
     t0 = time.time()

@@ -4,6 +4,7 @@
         [--data-root data/landcover_nc] [--regime tiles|sparse]
         [--labelled-every 10] [--pixel-fraction 0.01] [--iters 1500]
         [--seeds 0 1 2] [--src DIR] [--no-fetch]
+        [--overwrite]
 
 Cuts the scene into 32 px tiles (train / held-out val columns), keeps a few
 labels and trains both configs with the same labels, steps and seeds:
@@ -62,6 +63,9 @@ def parse_args(argv=None):
                    'threads split between them')
     p.add_argument('--src', default=None, help='folder with the scene files')
     p.add_argument('--no-fetch', action='store_true')
+    p.add_argument('--overwrite', action='store_true',
+                   help='re-cut the tiles of --data-root even if another '
+                   'tool or the user made that folder (refused by default)')
     args = p.parse_args(argv)
     check_args(p, args)
     return args
@@ -288,7 +292,8 @@ def main(argv=None):
     args = parse_args(argv)
     import s5_mm  # noqa: F401
     data_root = Path(args.data_root).resolve()
-    prepare_landcover(data_root, src=args.src, fetch=not args.no_fetch)
+    prepare_landcover(data_root, src=args.src, fetch=not args.no_fetch,
+                      overwrite=args.overwrite)
     split = make_splits(data_root, args.regime, args.labelled_every,
                         args.pixel_fraction)
     print(f'splits: {split}')

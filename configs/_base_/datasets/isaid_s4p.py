@@ -7,8 +7,9 @@ _base_ = ['./isaid.py']
 
 unlabeled_type = 'UnlabeledImageDataset'
 unlabeled_root = 'data/RS4P-1M'
-# Output of the data-selection tool: one image path per line (+ scores).
-unlabeled_list = 'rs4p1m_selected.txt'
+# What `tools/select_data.py ... --out data/RS4P-1M` writes: one image path
+# per line (+ entropy and cluster columns, ignored here).
+unlabeled_list = 'selected.txt'
 crop_size = (512, 512)
 labeled_per_gpu = 12
 unlabeled_per_gpu = 12
