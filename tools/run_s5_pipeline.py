@@ -39,7 +39,6 @@ import argparse
 import html
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -56,6 +55,18 @@ COLUMNS = {'image': 'false colour (NIR, red, green)', 'labels': 'labels lc7',
            'supervised': 'supervised', 's4p': 'S4P', 'moe_lc7': 'MoE-MDF lc7',
            'labels_lc3': 'labels lc3', 'moe_lc3': 'MoE-MDF lc3'}
 PICTURE_SIZE = 192  # a 32 px tile is drawn 6x, nearest neighbour
+# paired gains on the test tiles: key -> (model A, baseline B, metric, text)
+COMPARISONS = {
+    's4p_vs_supervised': ('s4p', 'supervised', 'mIoU',
+                          'S4P - supervised (7 classes)'),
+    'moe_lc7_vs_s4p': ('moe_lc7', 's4p', 'mIoU',
+                       'MoE-MDF lc7 - S4P (7 classes)'),
+    'moe_lc3_vs_s4p_merged': ('moe_lc3', 's4p_merged', 'mF1',
+                              'MoE-MDF lc3 - S4P merged to lc3'),
+    'moe_lc3_vs_supervised_merged': ('moe_lc3', 'supervised_merged', 'mF1',
+                                     'MoE-MDF lc3 - supervised merged to '
+                                     'lc3'),
+}
 
 
 def _tool(name):
@@ -70,7 +81,12 @@ def parse_args(argv=None):
     p.add_argument('--data-root', default='data/landcover_nc')
     p.add_argument('--from', dest='from_stage', choices=STAGES,
                    help='rerun this stage and the later ones')
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seed', type=int, default=0,
+                   help='one seed (the same as --seeds SEED)')
+    p.add_argument('--seeds', type=int, nargs='+', default=None,
+                   help='several seeds: one pipeline each in '
+                   'WORK_DIR/seed_<s>, then a report over the seeds in '
+                   'WORK_DIR (each seed, mean, spread, paired intervals)')
     p.add_argument('--scoring-iters', type=positive_int, default=300,
                    help='supervised scoring model / baseline steps')
     p.add_argument('--s4p-iters', type=positive_int, default=400)
@@ -89,6 +105,10 @@ def parse_args(argv=None):
                    help='key=value overrides of the S4P config')
     p.add_argument('--src', default=None, help='folder with the scene files')
     p.add_argument('--no-fetch', action='store_true')
+    p.add_argument('--overwrite', action='store_true',
+                   help='replace stage folders of the work dir and the '
+                   'tiles of --data-root even if this tool did not create '
+                   'them (refused by default)')
     return p.parse_args(argv)
 
 
@@ -111,8 +131,11 @@ class Pipeline:
                    selection=dict(clusters=a.clusters),
                    s4p=dict(iters=a.s4p_iters, options=a.s4p_options,
                             init=a.s4p_init),
-                   mdf=dict(iters=a.mdf_iters),
-                   evaluation=dict(pictures=a.pictures))
+                   # version: bumped when a stage's code or config changes
+                   # what it computes (issue 20: classifier start, recipe,
+                   # paired intervals)
+                   mdf=dict(iters=a.mdf_iters, version=2),
+                   evaluation=dict(pictures=a.pictures, version=2))
         out = {}
         for s in STAGES[:STAGES.index(stage) + 1]:
             out[s] = per[s]
@@ -149,9 +172,10 @@ class Pipeline:
             return res
         print(f'{head}: running ({why}) ...', flush=True)
         out = self.work / stage
-        if out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True)
+        from s5_mm.utils.owned_dirs import replace_parts
+        # a stage folder of an earlier run (stage.json) is ours to replace
+        replace_parts(out, 'run_s5_pipeline', overwrite=self.args.overwrite,
+                      legacy_owned=self.stage_file(stage).is_file())
         t0 = time.time()
         res = fn(out)
         res['seconds'] = time.time() - t0
@@ -190,7 +214,8 @@ class Pipeline:
         prepare = _tool('dataset_converters/prepare_landcover.py')
         a = self.args
         prepare.prepare_landcover(self.data_root, src=a.src,
-                                  fetch=not a.no_fetch)
+                                  fetch=not a.no_fetch,
+                                  overwrite=a.overwrite)
         self.scene_src = prepare.find_landcover_source(a.src,
                                                        fetch=not a.no_fetch)
         self.split = self.s4p_demo.make_splits(self.data_root, 'tiles', 10,
@@ -291,13 +316,60 @@ class Pipeline:
                 'test_dataloader.dataset.ann_file=splits/mdf/test.txt'])
             m = {k: float(v) for k, v in m.items()}
             common[name] = m.get('student/mIoU', m.get('mIoU'))
+        paired = self.paired_gains(out, scoring, s4p, mdf)
         pics = draw_pictures(self, out, scoring, selection, s4p, mdf)
         scene = scene_map(self, out / 'scene', mdf)
         return dict(test_mIoU=common, pictures=pics, scene=scene,
+                    paired=paired,
                     line=f'test tiles: supervised {common["scoring"]:.2f}, '
                     f'S4P {common["s4p"]:.2f}, MoE-MDF lc7 '
                     f'{mdf["lc7_mIoU"]:.2f} mIoU; scene map '
                     f'{Path(scene["classes"]).name}')
+
+    def paired_gains(self, out, scoring, s4p, mdf):
+        """Every model on the test tiles through its own test path, the
+        per-tile confusion matrices (``tile_confusions.npz``) and the paired
+        bootstrap interval of each gain in COMPARISONS."""
+        import numpy as np
+        from mmengine.config import Config
+
+        from s5_mm.apis.dataset_predictions import predict_dataset
+        from s5_mm.evaluation.bootstrap import (METRICS, confusions_by_path,
+                                                paired_bootstrap)
+        from s5_mm.models.utils.classifier_init import merge_lut
+        recs = {}
+        for name, st in (('supervised', scoring), ('s4p', s4p)):
+            cfg = Config.fromfile(st['config'])
+            cfg.test_dataloader.dataset.data_root = str(self.data_root)
+            cfg.test_dataloader.dataset.ann_file = 'splits/mdf/test.txt'
+            recs[name] = predict_dataset(cfg, st['checkpoint'])
+        mdf_cfg = Config.fromfile(mdf['config'])
+        moe = predict_dataset(mdf_cfg, mdf['checkpoint'])
+        for ds in ('lc7', 'lc3'):
+            recs[f'moe_{ds}'] = [r for r in moe if r['dataset_name'] == ds]
+        conf = {}
+        paths, conf['supervised'] = confusions_by_path(recs['supervised'], 7)
+        for name, k in (('s4p', 7), ('moe_lc7', 7), ('moe_lc3', 3)):
+            got, conf[name] = confusions_by_path(recs[name], k)
+            if got != paths:
+                raise RuntimeError(f'{name} was tested on other tiles')
+        # the 7-class models' predictions merged to lc3 (the class map of
+        # the MDF config), against the lc3 labels of the same tiles
+        lut = merge_lut(mdf_cfg.model.classifier_init, 'lc3')
+        lc3_labels = {str(r['img_path']): r['label']
+                      for r in recs['moe_lc3']}
+        for name in ('supervised', 's4p'):
+            _, conf[f'{name}_merged'] = confusions_by_path(
+                recs[name], 3, lut, lc3_labels)
+        np.savez_compressed(out / 'tile_confusions.npz',
+                            paths=np.array(paths), **conf)
+        return dict(
+            tiles=len(paths), confusions=str(out / 'tile_confusions.npz'),
+            gains={key: paired_bootstrap(conf[a], conf[b], METRICS[metric])
+                   for key, (a, b, metric, _) in COMPARISONS.items()},
+            scores={name: float(METRICS['mIoU' if c.shape[1] == 7 else
+                                        'mF1'](c.sum(0)))
+                    for name, c in conf.items()})
 
     def run(self):
         self.prepare()
@@ -492,7 +564,21 @@ def table_rows(res):
          md['lc7_mIoU']),
         ('4 MoE-MDF', 'lc3 head (3 classes)', 'mIoU', None, md['lc3_mIoU']),
         ('4 MoE-MDF', 'lc3 head (3 classes)', 'mF1', None, md['lc3_mF1']),
+        ('baseline', 'S4P predictions merged to lc3', 'mF1', None,
+         ev['paired']['scores']['s4p_merged']),
+        ('baseline', 'supervised predictions merged to lc3', 'mF1', None,
+         ev['paired']['scores']['supervised_merged']),
     ]
+
+
+def gain_rows(paired):
+    """(comparison, metric, A, B, A - B, interval) per COMPARISONS key."""
+    rows = []
+    for key, (_, _, metric, text) in COMPARISONS.items():
+        g = paired['gains'][key]
+        rows.append((text, metric, g['a'], g['b'], g['delta'],
+                     f'[{g["low"]:+.2f}, {g["high"]:+.2f}]'))
+    return rows
 
 
 def _hex(c):
@@ -524,12 +610,15 @@ def write_report(pipe, res):
                else f'S4P does NOT beat the supervised baseline on the '
                f'held-out tiles here ({gain:+.2f} mIoU points, seed '
                f'{pipe.args.seed}).')
-    d7 = md['lc7_mIoU'] - ev['test_mIoU']['s4p']
-    verdict += (f' On the {md["split"]["test"]} test tiles MoE-MDF lc7 '
-                f'{"gains" if d7 > 0 else "loses"} {abs(d7):.2f} mIoU '
-                'points against the S4P model it starts from (7-class '
-                'mean, classes a model predicts but the tiles lack count '
-                'as 0).')
+    gains = ev['paired']['gains']
+    for key, what in (('moe_lc7_vs_s4p', 'MoE-MDF lc7 against the S4P '
+                       'model it starts from'),
+                      ('moe_lc3_vs_s4p_merged', 'MoE-MDF lc3 against S4P\'s '
+                       'predictions merged to lc3')):
+        g = gains[key]
+        verdict += (f' {what}: {g["delta"]:+.2f} points on the '
+                    f'{g["tiles"]} test tiles (paired 95 % interval '
+                    f'[{g["low"]:+.2f}, {g["high"]:+.2f}]).')
     metrics = dict(
         seed=pipe.args.seed,
         iters=dict(scoring=pipe.args.scoring_iters, s4p=pipe.args.s4p_iters,
@@ -542,7 +631,8 @@ def write_report(pipe, res):
                                       'no_valid_pixels', 'shortfall',
                                       'entropy_selected',
                                       'entropy_rejected')},
-        pseudo_label_shares=s4['pseudo_label_shares'], verdict=verdict)
+        pseudo_label_shares=s4['pseudo_label_shares'],
+        paired=ev['paired'], verdict=verdict)
     (work / 'metrics.json').write_text(json.dumps(metrics, indent=2))
 
     def rel(p):
@@ -553,6 +643,11 @@ def write_report(pipe, res):
     md_rows = [head, '|---|---|---|---|---|'] + [
         f'| {a} | {b} | {c} | {_fmt(d)} | {_fmt(e)} |' for a, b, c, d, e in
         rows]
+    g_head = ('| comparison on the test tiles | metric | A | B | A - B | '
+              'paired 95 % interval |')
+    g_rows = [g_head, '|---|---|---|---|---|---|'] + [
+        f'| {a} | {b} | {c:.2f} | {d:.2f} | {e:+.2f} | {f} |'
+        for a, b, c, d, e, f in gain_rows(ev['paired'])]
     total = sum(metrics['seconds'].values())
     intro = (
         f'S5 pipeline on the Landsat-7 land-cover scene (Raleigh NC, 6 '
@@ -574,7 +669,13 @@ def write_report(pipe, res):
              'lc7 / lc3 are the MoE-MDF datasets (7 classes; non-vegetation '
              '/ vegetation / water), each scored with its own head on the '
              'test tiles (half of the held-out tile columns; the other half '
-             'tuned the MDF run).', '', '## Selection', '', sel_text, '',
+             'tuned the MDF run).', '', '## Paired gains (%)', '',
+             *g_rows, '',
+             'Both sides of a row are scored on the same test tiles and '
+             'pixels; the interval is the 2.5-97.5 percentile of the gain '
+             'over 2000 bootstrap resamples of the tiles. "Merged": the '
+             '7-class predictions mapped to lc3 by the MDF config\'s class '
+             'map.', '', '## Selection', '', sel_text, '',
              f'![selection summary]({rel(sl["summary_png"])})', '',
              '## Pseudo-labels on selected unlabelled tiles', '',
              'false colour (NIR, red, green) | EMA teacher prediction | '
@@ -615,6 +716,14 @@ def write_report(pipe, res):
     for a, b, c, d, e in rows:
         t.append('<tr>' + ''.join(f'<td>{html.escape(str(x))}</td>' for x in
                                   (a, b, c, _fmt(d), _fmt(e))) + '</tr>')
+    t.append('</table>')
+    t.append('<h3>Paired gains on the test tiles (%)</h3><table><tr>' +
+             ''.join(f'<th>{html.escape(h.strip())}</th>'
+                     for h in g_head.strip('|').split('|')) + '</tr>')
+    for a, b, c, d, e, f in gain_rows(ev['paired']):
+        t.append('<tr>' + ''.join(f'<td>{html.escape(str(x))}</td>' for x in
+                                  (a, b, f'{c:.2f}', f'{d:.2f}', f'{e:+.2f}',
+                                   f)) + '</tr>')
     t.append('</table>')
     ps = ['<table><tr><th>tile</th><th>false colour</th><th>teacher</th>'
           '<th>kept (white)</th></tr>']
@@ -677,10 +786,99 @@ window.addEventListener('load', function () {{
                 metrics=str(work / 'metrics.json'))
 
 
+# ------------------------------------------------------ several seeds
+SEED_COLUMNS = (  # (results key path, heading)
+    (('evaluation', 'paired', 'scores', 'supervised'), 'supervised lc7 mIoU'),
+    (('evaluation', 'paired', 'scores', 's4p'), 'S4P lc7 mIoU'),
+    (('evaluation', 'paired', 'scores', 'moe_lc7'), 'MoE-MDF lc7 mIoU'),
+    (('evaluation', 'paired', 'scores', 's4p_merged'), 'S4P merged lc3 mF1'),
+    (('evaluation', 'paired', 'scores', 'moe_lc3'), 'MoE-MDF lc3 mF1'),
+)
+
+
+def _get(d, path):
+    for k in path:
+        d = d[k]
+    return d
+
+
+def write_seed_report(work, seeds, runs):
+    """``report.md`` / ``metrics.json`` over the seeds: each seed's test
+    scores, their mean and spread, and paired intervals of the mean gain
+    (tiles resampled once for all seeds)."""
+    import numpy as np
+
+    from s5_mm.evaluation.bootstrap import (METRICS, mean_interval,
+                                            paired_bootstrap)
+    work = Path(work)
+    per_seed = [[_get(r['stages'], path) for path, _ in SEED_COLUMNS]
+                for r in runs]
+    spread = [mean_interval([row[j] for row in per_seed])
+              for j in range(len(SEED_COLUMNS))]
+    confs = [np.load(_get(r['stages'], ('evaluation', 'paired',
+                                        'confusions')))
+             for r in runs]
+    paths = [c['paths'].tolist() for c in confs]
+    if any(p != paths[0] for p in paths):
+        raise RuntimeError('the seeds were tested on different tiles')
+    gains = {}
+    for key, (a, b, metric, text) in COMPARISONS.items():
+        gains[key] = dict(paired_bootstrap(
+            np.stack([c[a] for c in confs]), np.stack([c[b] for c in confs]),
+            METRICS[metric]), text=text, metric=metric,
+            per_seed=[_get(r['stages'], ('evaluation', 'paired', 'gains',
+                                         key, 'delta')) for r in runs])
+    head = '| seed | ' + ' | '.join(h for _, h in SEED_COLUMNS) + ' |'
+    lines = ['# S5 pipeline report over seeds', '',
+             f'Seeds {", ".join(map(str, seeds))} (one pipeline each: '
+             f'`seed_<s>/report.md`), the same {len(paths[0])} test tiles. '
+             'Test scores (%):', '', head,
+             '|---' * (len(SEED_COLUMNS) + 1) + '|']
+    for seed, row in zip(seeds, per_seed):
+        lines.append(f'| {seed} | ' + ' | '.join(f'{v:.2f}' for v in row) +
+                     ' |')
+    lines.append('| mean +- sd | ' + ' | '.join(
+        f'{m["mean"]:.2f} +- {m["sd"]:.2f}' for m in spread) + ' |')
+    lines += ['', '## Paired gains, mean over the seeds (%)', '',
+              '| comparison | metric | per seed | mean A - B | paired 95 % '
+              'interval |', '|---|---|---|---|---|']
+    for g in gains.values():
+        lines.append(f'| {g["text"]} | {g["metric"]} | ' + ', '.join(
+            f'{d:+.2f}' for d in g['per_seed']) + f' | {g["delta"]:+.2f} | '
+            f'[{g["low"]:+.2f}, {g["high"]:+.2f}] |')
+    lines += ['', 'The interval resamples the test tiles (2000 times) and '
+              'averages the gain over the seeds on each resample; the seeds '
+              'themselves are not resampled, so the seed spread is the sd '
+              'column above.', '']
+    (work / 'report.md').write_text('\n'.join(lines))
+    metrics = dict(seeds=list(seeds), columns=[h for _, h in SEED_COLUMNS],
+                   per_seed=per_seed, mean=spread, gains=gains,
+                   runs=[str(work / f'seed_{s}') for s in seeds])
+    (work / 'metrics.json').write_text(json.dumps(metrics, indent=2))
+    return dict(md=str(work / 'report.md'),
+                metrics=str(work / 'metrics.json'))
+
+
 def main(argv=None):
+    import copy
     args = parse_args(argv)
     import s5_mm  # noqa: F401
-    return Pipeline(args).run()
+    seeds = args.seeds or [args.seed]
+    if len(seeds) == 1:
+        args.seed = seeds[0]
+        return Pipeline(args).run()
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f'--seeds repeats a seed: {seeds}')
+    runs = []
+    for seed in seeds:
+        a = copy.copy(args)
+        a.seed, a.seeds = seed, None
+        a.work_dir = str(Path(args.work_dir) / f'seed_{seed}')
+        print(f'=== seed {seed} -> {a.work_dir}', flush=True)
+        runs.append(Pipeline(a).run())
+    report = write_seed_report(args.work_dir, seeds, runs)
+    print(f'report over seeds {seeds}: {report["md"]}', flush=True)
+    return dict(runs=runs, report=report)
 
 
 if __name__ == '__main__':

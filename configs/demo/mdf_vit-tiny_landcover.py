@@ -63,6 +63,16 @@ model = dict(
         dataset_names=dataset_names),
     neck=dict(type='SimpleFeaturePyramid', in_channels=embed_dims),
     decode_head=dict(lc7=_head(7), lc3=_head(3)),
+    # the checkpoint (S4P or the pre-trained plain model) predicts lc7's
+    # classes: lc7 keeps its classifier, lc3's starts as its merged classes
+    classifier_init=dict(
+        checkpoint_classes=lc7_classes,
+        dataset_classes=dict(lc7=lc7_classes, lc3=lc3_classes),
+        class_maps=dict(lc3={
+            'non-vegetation': ['developed', 'sediment'],
+            'vegetation': ['agriculture', 'herbaceous', 'shrubland',
+                           'forest'],
+            'water': ['water']})),
     train_cfg=dict(),
     test_cfg=dict(mode='whole', datasets=dict(lc7=dict(flip=True))))
 del _head

@@ -8,6 +8,10 @@ model = dict(
     dataset_names=dataset_names,
     backbone=dict(num_experts=0, dataset_names=None),
     decode_head=dict(_delete_=True, lc3=_base_.model.decode_head.lc3),
+    classifier_init=dict(
+        dataset_classes=dict(_delete_=True, lc3=_base_.lc3_classes),
+        class_maps=dict(_delete_=True,
+                        lc3=_base_.model.classifier_init.class_maps.lc3)),
     test_cfg=dict(_delete_=True, mode='whole'))
 train_dataloader = dict(
     batch_size=_base_.per_dataset_batch,

@@ -7,7 +7,10 @@ dataset_names = ['lc7']
 model = dict(
     dataset_names=dataset_names,
     backbone=dict(num_experts=0, dataset_names=None),
-    decode_head=dict(_delete_=True, lc7=_base_.model.decode_head.lc7))
+    decode_head=dict(_delete_=True, lc7=_base_.model.decode_head.lc7),
+    classifier_init=dict(
+        dataset_classes=dict(_delete_=True, lc7=_base_.lc7_classes),
+        class_maps=dict(_delete_=True)))
 train_dataloader = dict(
     batch_size=_base_.per_dataset_batch,
     sampler=dict(batch_size=_base_.per_dataset_batch, source_ratio=[1]),

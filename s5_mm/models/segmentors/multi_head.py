@@ -10,6 +10,9 @@ from mmseg.models.segmentors import EncoderDecoder
 from mmseg.utils import add_prefix
 from torch import Tensor, nn
 
+from s5_mm.models.utils.classifier_init import (KEEP, MERGE,
+                                                MergedClassifier,
+                                                plan_classifier_init)
 from s5_mm.models.utils.dist_loss import (ce_avg_factors, globalise_factors,
                                           head_ce_factors, world_size)
 from s5_mm.models.utils.routing import (expert_index_map, group_by_dataset,
@@ -44,6 +47,10 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
             ``dataset_id`` routing; default: the backbone's ``dataset_names``
             or else the ``decode_head`` key order. The backbone's expert of a
             dataset is looked up by name when the backbone has names.
+        classifier_init (dict, optional): how each classifier starts from a
+            single-head checkpoint, by class names (``checkpoint_classes``,
+            ``dataset_classes``, ``class_maps``): kept, merged or new, see
+            :mod:`s5_mm.models.utils.classifier_init`. Default: all new.
         Other arguments as :class:`mmseg.models.EncoderDecoder`.
     """
 
@@ -56,9 +63,11 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
                  dataset_names: Optional[Sequence[str]] = None,
+                 classifier_init: Optional[dict] = None,
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None):
         self._dataset_names_arg = dataset_names
+        self._classifier_init_arg = classifier_init
         super().__init__(backbone=backbone, decode_head=decode_head,
                          neck=neck, auxiliary_head=auxiliary_head,
                          train_cfg=train_cfg, test_cfg=test_cfg,
@@ -97,6 +106,25 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
                 raise ValueError(f'decode_head {name!r}: binary heads '
                                  '(out_channels=1) are not supported here')
         self.align_corners = heads[0].align_corners
+        self.classifier_plan = plan_classifier_init(
+            self._classifier_init_arg, list(self.decode_head))
+        n_src = len((self._classifier_init_arg or {}).get(
+            'checkpoint_classes') or ())
+        for name, plan in self.classifier_plan.items():
+            head = self.decode_head[name]
+            if plan['rule'] == KEEP and head.num_classes != n_src:
+                raise ValueError(
+                    f'classifier_init: decode_head {name!r} has '
+                    f'{head.num_classes} classes, its dataset_classes '
+                    f'{n_src}')
+            if plan['rule'] == MERGE:
+                if head.num_classes != len(plan['groups']):
+                    raise ValueError(
+                        f'classifier_init.class_maps.{name}: '
+                        f'{len(plan["groups"])} classes, decode_head '
+                        f'{name!r} has {head.num_classes}')
+                head.conv_seg = MergedClassifier(head.channels,
+                                                 plan['groups'], n_src)
         self.num_classes = {n: h.num_classes
                             for n, h in self.decode_head.items()}
         self.out_channels = None  # set per dataset during inference
@@ -127,22 +155,38 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
             k[len(head_prefix):].split('.', 1)[0] in self.decode_head
             for k in keys)
         if is_single:
-            skipped = []
+            plan = self.classifier_plan
             for key in keys:
                 value = state_dict.pop(key)
                 rest = key[len(head_prefix):]
-                if rest.startswith('conv_seg.'):
-                    skipped.append(key)
-                    continue
+                is_cls = rest.startswith('conv_seg.')
                 for name in self.decode_head:
+                    if is_cls and plan[name]['rule'] not in (KEEP, MERGE):
+                        continue
                     state_dict[f'{head_prefix}{name}.{rest}'] = value
+            self._check_checkpoint_classes(state_dict, head_prefix)
+            rules = ', '.join(f'{n}: {p["rule"]}' + (
+                f' {p["groups"]}' if p['rule'] == MERGE else '')
+                for n, p in plan.items())
             print_log(
                 f'single-head checkpoint: decode_head copied to '
-                f'{list(self.decode_head)}; classifiers not loaded '
-                f'({skipped})', logger='current')
+                f'{list(self.decode_head)}; classifiers ({rules})',
+                logger='current')
         super()._load_from_state_dict(state_dict, prefix, local_metadata,
                                       strict, missing_keys, unexpected_keys,
                                       error_msgs)
+
+    def _check_checkpoint_classes(self, state_dict, head_prefix) -> None:
+        n_src = len(self._classifier_init_arg.get('checkpoint_classes')
+                    or ()) if self._classifier_init_arg else 0
+        for name, plan in self.classifier_plan.items():
+            key = f'{head_prefix}{name}.conv_seg.weight'
+            if plan['rule'] in (KEEP, MERGE) and key in state_dict and \
+                    state_dict[key].shape[0] != n_src:
+                raise ValueError(
+                    f'classifier_init.checkpoint_classes names {n_src} '
+                    f'classes, the checkpoint\'s classifier has '
+                    f'{state_dict[key].shape[0]} (decode_head.conv_seg)')
 
     # ---------------------------------------------------------- routing
     def sample_dataset_names(self, metas: Sequence[dict]) -> List[str]:
