@@ -3,8 +3,8 @@ trained together, compared with plain MDF and single-dataset fine-tuning.
 
     python tools/run_mdf_demo.py [--work-dir work_dirs/mdf_demo]
         [--data-root data/landcover_nc] [--iters 150] [--pretrain-iters 200]
-        [--seeds 0 1 2] [--methods moe plain sdf] [--src DIR] [--no-fetch]
-        [--overwrite]
+        [--seeds 0 1 2] [--methods moe plain sdf] [--init CKPT]
+        [--src DIR] [--no-fetch] [--overwrite]
 
 1. Cuts the scene into 32 px tiles (``prepare_landcover``) and splits them:
    the training tiles round-robin by name into ``pretrain`` / ``lc7_train``
@@ -13,7 +13,9 @@ trained together, compared with plain MDF and single-dataset fine-tuning.
    reported numbers only). ``lc3`` labels (non-vegetation: developed,
    sediment; vegetation: agriculture, herbaceous, shrubland, forest; water)
    are written beside the 7-class ones (``ann_dir/*_coarse``).
-2. Pre-trains the plain tiny segmentor on ``pretrain`` (7 classes), once.
+2. Pre-trains the plain tiny segmentor on ``pretrain`` (7 classes), once;
+   ``--init CKPT`` starts every run from CKPT instead (e.g. the S4P
+   checkpoint of ``tools/run_s5_pipeline.py``, student weights).
 3. From that checkpoint, per seed: MoE-MDF (``mdf_vit-tiny_landcover.py``),
    plain MDF (``..._plain.py``) and single-dataset fine-tuning (one run per
    dataset, ``..._sdf-lc7.py`` / ``..._sdf-lc3.py``), the same steps and
@@ -22,7 +24,9 @@ trained together, compared with plain MDF and single-dataset fine-tuning.
 4. The first MoE-MDF run is reloaded from its saved config and checkpoint
    with ``tools/test.py``; its scores must equal the in-process ones.
 
-Table (per seed, mean, std) on stdout and ``<work-dir>/results.md``, raw
+Table (per seed, mean, std) on stdout and ``<work-dir>/results.md``, with
+paired 95 % bootstrap intervals over the test tiles of MoE-MDF against each
+other method (every method predicts the same tiles and pixels), raw
 figures in ``results.json``.
 """
 import argparse
@@ -55,6 +59,9 @@ def parse_args(argv=None):
     p.add_argument('--iters', type=int, default=150,
                    help='fine-tuning steps of every run')
     p.add_argument('--pretrain-iters', type=int, default=200)
+    p.add_argument('--init', default=None,
+                   help='start every run from this checkpoint instead of '
+                   'the demo\'s own pre-training')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--methods', nargs='+', default=['moe', 'plain', 'sdf'],
                    choices=list(CONFIGS))
@@ -176,6 +183,63 @@ def pretrain(args, data_root, work):
     return ckpt, res
 
 
+def tile_confusions(run) -> dict:
+    """``{dataset: (paths, (T, K, K))}`` of one run's test tiles, through
+    the model's test path (its saved config and checkpoint)."""
+    from mmengine.config import Config
+
+    from s5_mm.apis.dataset_predictions import predict_dataset
+    from s5_mm.evaluation.bootstrap import confusions_by_path
+    cfg = Config.fromfile(run['dumped_config'])
+    recs = predict_dataset(cfg, run['checkpoint'])
+    out = {}
+    for name in PRIMARY:
+        mine = [r for r in recs if r['dataset_name'] == name]
+        if mine:
+            out[name] = confusions_by_path(
+                mine, cfg.model.decode_head[name].num_classes)
+    return out
+
+
+def paired_table(results, seeds):
+    """MoE-MDF minus each other method, mean over the seeds, with the
+    paired tile-bootstrap interval."""
+    import numpy as np
+
+    from s5_mm.evaluation.bootstrap import mf1, miou, paired_bootstrap
+    conf = {}
+    for r in results:
+        for run in r['runs']:
+            for name, (paths, c) in tile_confusions(run).items():
+                conf[(r['method'], name, r['seed'])] = (paths, c)
+    lines = ['| MoE-MDF minus | dataset | metric | per seed | mean | paired '
+             '95 % interval |', '|---|---|---|---|---|---|']
+    out = {}
+    for other in [m for m in CONFIGS if m != 'moe']:
+        for name, key in PRIMARY.items():
+            keys_a = [('moe', name, s) for s in seeds]
+            keys_b = [(other, name, s) for s in seeds]
+            if not all(k in conf for k in keys_a + keys_b):
+                continue
+            if any(conf[a][0] != conf[b][0] for a, b in zip(keys_a, keys_b)):
+                raise RuntimeError(f'{other} {name}: other test tiles')
+            metric = miou if key.endswith('mIoU') else mf1
+            g = paired_bootstrap(np.stack([conf[k][1] for k in keys_a]),
+                                 np.stack([conf[k][1] for k in keys_b]),
+                                 metric)
+            per = [paired_bootstrap(conf[a][1], conf[b][1], metric,
+                                    n_boot=1)['delta']
+                   for a, b in zip(keys_a, keys_b)]
+            out[f'{other}/{name}'] = dict(g, per_seed=per)
+            lines.append(
+                f'| {METHOD_NAMES[other]} | {name} | '
+                f'{"mIoU" if metric is miou else "mF1"} | ' +
+                ', '.join(f'{d:+.2f}' for d in per) +
+                f' | {g["delta"]:+.2f} | [{g["low"]:+.2f}, '
+                f'{g["high"]:+.2f}] |')
+    return '\n'.join(lines), out
+
+
 def run_method(method, seed, args, data_root, work, ckpt):
     runs = []
     for path in CONFIGS[method]:
@@ -248,7 +312,12 @@ def main(argv=None):
     split = make_mdf_splits(data_root)
     print(f'splits: {split}', flush=True)
     t0 = time.time()
-    ckpt, pre = pretrain(args, data_root, work)
+    if args.init:
+        from s5_mm.utils.checkpoint import check_checkpoint_file
+        ckpt, pre = check_checkpoint_file(args.init), None
+        print(f'every run starts from {ckpt}', flush=True)
+    else:
+        ckpt, pre = pretrain(args, data_root, work)
     results, reload = [], None
     for seed in args.seeds:
         for method in args.methods:
@@ -260,18 +329,22 @@ def main(argv=None):
                 print('reloaded with tools/test.py: same scores', flush=True)
             results.append(r)
     text, summary = table(results, args.seeds)
+    gains_text, gains = paired_table(results, args.seeds)
+    start = (f'started from {args.init}' if args.init else
+             f'pre-trained on {split["pretrain"]} other tiles '
+             f'({args.pretrain_iters} steps)')
     header = (f'MDF demo, land-cover scene: {split["lc7_train"]} lc7 + '
-              f'{split["lc3_train"]} lc3 training tiles, pre-trained on '
-              f'{split["pretrain"]} other tiles ({args.pretrain_iters} '
-              f'steps); {args.iters} fine-tuning steps of 8 tiles per '
+              f'{split["lc3_train"]} lc3 training tiles, {start}; '
+              f'{args.iters} fine-tuning steps of 8 tiles per '
               f'dataset; scores (%) on {split["test"]} held-out test tiles')
-    print('\n' + header + '\n' + text)
-    (work / 'results.md').write_text(header + '\n\n' + text + '\n')
+    print('\n' + header + '\n' + text + '\n\n' + gains_text)
+    (work / 'results.md').write_text(header + '\n\n' + text + '\n\n' +
+                                     gains_text + '\n')
     (work / 'results.json').write_text(json.dumps(
-        dict(split=split, iters=args.iters,
+        dict(split=split, iters=args.iters, init=args.init,
              pretrain_iters=args.pretrain_iters, pretrain=pre,
-             results=results, summary=summary, reload_metrics=reload,
-             seconds=time.time() - t0), indent=2))
+             results=results, summary=summary, paired=gains,
+             reload_metrics=reload, seconds=time.time() - t0), indent=2))
     return summary
 
 

@@ -134,7 +134,7 @@ class Pipeline:
                    # version: bumped when a stage's code or config changes
                    # what it computes (issue 20: classifier start, recipe,
                    # paired intervals)
-                   mdf=dict(iters=a.mdf_iters, version=2),
+                   mdf=dict(iters=a.mdf_iters, version=3),
                    evaluation=dict(pictures=a.pictures, version=2))
         out = {}
         for s in STAGES[:STAGES.index(stage) + 1]:
@@ -851,12 +851,50 @@ def write_seed_report(work, seeds, runs):
               'themselves are not resampled, so the seed spread is the sd '
               'column above.', '']
     (work / 'report.md').write_text('\n'.join(lines))
+    _seed_page(work, seeds, lines)
     metrics = dict(seeds=list(seeds), columns=[h for _, h in SEED_COLUMNS],
                    per_seed=per_seed, mean=spread, gains=gains,
                    runs=[str(work / f'seed_{s}') for s in seeds])
     (work / 'metrics.json').write_text(json.dumps(metrics, indent=2))
-    return dict(md=str(work / 'report.md'),
+    return dict(md=str(work / 'report.md'), html=str(work / 'index.html'),
                 metrics=str(work / 'metrics.json'))
+
+
+def _seed_page(work, seeds, md_lines):
+    """``index.html``: the report's tables, and links to each seed's page."""
+    body, table = [], []
+
+    def flush():
+        if table:
+            rows = [r for r in table if not set(r) <= set('|-')]
+            cells = [[c.strip() for c in r.strip('|').split('|')]
+                     for r in rows]
+            body.append('<table>' + ''.join(
+                '<tr>' + ''.join(f'<{t}>{html.escape(c)}</{t}>'
+                                 for c in row) + '</tr>'
+                for row, t in zip(cells, ['th'] + ['td'] * len(cells))) +
+                '</table>')
+            table.clear()
+    for line in md_lines[1:]:
+        if line.startswith('|'):
+            table.append(line)
+            continue
+        flush()
+        if line.startswith('## '):
+            body.append(f'<h2>{html.escape(line[3:])}</h2>')
+        elif line:
+            body.append(f'<p>{html.escape(line)}</p>')
+    flush()
+    links = ' '.join(f'<a href="seed_{s}/index.html">seed {s}</a>'
+                     for s in seeds)
+    (Path(work) / 'index.html').write_text(
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<title>S5 pipeline report over seeds</title><style>'
+        'body{font-family:sans-serif;margin:2em;max-width:1300px}'
+        'table{border-collapse:collapse;margin:1em 0}'
+        'td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}'
+        '</style></head><body><h1>S5 pipeline report over seeds</h1>' +
+        ''.join(body) + f'<p>Each seed\'s report: {links}</p></body></html>')
 
 
 def main(argv=None):

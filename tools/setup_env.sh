@@ -46,11 +46,11 @@ if have <<<"import mmcv, mmcv.ops; assert mmcv.__version__=='$MMCV_V'; from mmcv
   log "mmcv $MMCV_V with ops already installed"
 else
   # Built from source for CPU ops; the wheel is kept per torch version so a
-  # re-install (or a new venv) on this machine skips the ~8 min build.
+  # re-install (or a new venv) on this machine skips the ~10 min build.
   WHEELS="${S5MM_WHEEL_CACHE:-$HOME/.cache/s5_mm/wheels}/torch-$TORCH_V-py$("$PY" -c 'import sys;print(f"{sys.version_info[0]}{sys.version_info[1]}")')"
   mkdir -p "$WHEELS"
   if ! ls "$WHEELS"/onedl_mmcv-"$MMCV_V"-*.whl >/dev/null 2>&1; then
-    log "building onedl-mmcv $MMCV_V with CPU ops (about 8 minutes on 2 cores)"
+    log "building onedl-mmcv $MMCV_V with CPU ops (9-12 minutes on 2 cores)"
     MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
       "${PIP[@]}" wheel --no-deps --no-build-isolation -c "$C" -w "$WHEELS" "onedl-mmcv==$MMCV_V"
   fi

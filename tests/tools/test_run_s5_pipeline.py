@@ -153,6 +153,64 @@ def test_report_values_are_the_stage_metrics(pipeline):
     assert ('does NOT beat' in report) == (gain <= 0)
 
 
+def test_paired_scores_are_the_test_metrics(pipeline):
+    """The per-tile confusions behind the intervals give back each model's
+    metric from its own test run: same tiles, pixels and protocol."""
+    work = pipeline['work']
+    md, ev = _stage(work, 'mdf'), _stage(work, 'evaluation')
+    scores = ev['paired']['scores']
+    assert scores['supervised'] == pytest.approx(ev['test_mIoU']['scoring'],
+                                                 abs=1e-6)
+    assert scores['s4p'] == pytest.approx(ev['test_mIoU']['s4p'], abs=1e-6)
+    assert scores['moe_lc7'] == pytest.approx(md['metrics']['lc7/mIoU'],
+                                              abs=1e-6)
+    assert scores['moe_lc3'] == pytest.approx(md['metrics']['lc3/mFscore'],
+                                              abs=1e-6)
+    conf = np.load(ev['paired']['confusions'])
+    assert len(conf['paths']) == ev['paired']['tiles'] == md['split']['test']
+    # merging keeps the pixels: the merged matrix of S4P is its 7-class
+    # matrix summed by the class map, rows and columns
+    lut = np.array([0, 1, 1, 1, 1, 2, 0])
+    s7 = conf['s4p'].sum(0)
+    merged = np.zeros((3, 3), np.int64)
+    np.add.at(merged, (lut[:, None].repeat(7, 1), lut[None].repeat(7, 0)),
+              s7)
+    assert (merged == conf['s4p_merged'].sum(0)).all()
+    for key, g in ev['paired']['gains'].items():
+        assert g['low'] <= g['delta'] <= g['high'], key
+        assert g['tiles'] == len(conf['paths'])
+    report = (work / 'report.md').read_text()
+    g = ev['paired']['gains']['moe_lc3_vs_s4p_merged']
+    assert (f'| MoE-MDF lc3 - S4P merged to lc3 | mF1 | {g["a"]:.2f} | '
+            f'{g["b"]:.2f} | {g["delta"]:+.2f} | [{g["low"]:+.2f}, '
+            f'{g["high"]:+.2f}] |') in report
+
+
+def test_seeds_report(pipeline, repo_root, tmp_path):
+    """--seeds 0 1: seed 0 is the module's run (copied, so skipped), seed
+    1 runs; the report holds both seeds and their mean."""
+    work = tmp_path / 'seeds'
+    shutil.copytree(pipeline['work'], work / 'seed_0')
+    out = _run(repo_root, work, pipeline['work'].parent / 'data',
+               pipeline['src'], '--seeds', '0', '1')
+    assert out.count('ran: nothing') == 1  # seed 0
+    metrics = json.loads((work / 'metrics.json').read_text())
+    assert metrics['seeds'] == [0, 1]
+    s0 = _stage(work / 'seed_0', 'evaluation')['paired']
+    s1 = _stage(work / 'seed_1', 'evaluation')['paired']
+    col = metrics['columns'].index('MoE-MDF lc7 mIoU')
+    assert metrics['per_seed'][0][col] == s0['scores']['moe_lc7']
+    assert metrics['per_seed'][1][col] == s1['scores']['moe_lc7']
+    assert metrics['mean'][col]['mean'] == pytest.approx(
+        (s0['scores']['moe_lc7'] + s1['scores']['moe_lc7']) / 2)
+    g = metrics['gains']['moe_lc7_vs_s4p']
+    assert g['delta'] == pytest.approx(
+        (s0['gains']['moe_lc7_vs_s4p']['delta'] +
+         s1['gains']['moe_lc7_vs_s4p']['delta']) / 2)
+    assert g['runs'] == 2 and g['low'] <= g['delta'] <= g['high']
+    assert '| mean +- sd |' in (work / 'report.md').read_text()
+
+
 def test_report_references_only_existing_readable_pictures(pipeline):
     from PIL import Image
     work = pipeline['work']

@@ -130,7 +130,9 @@ def merge_lut(classifier_init: dict, dataset: str):
     numpy array), to score a checkpoint's predictions in the merged label
     space. Every source class must belong to exactly one merged class."""
     import numpy as np
-    plan = plan_classifier_init(classifier_init, [dataset])[dataset]
+    heads = set(classifier_init.get('dataset_classes') or {}) | set(
+        classifier_init.get('class_maps') or {}) | {dataset}
+    plan = plan_classifier_init(classifier_init, sorted(heads))[dataset]
     if plan['rule'] != MERGE:
         raise KeyError(f'classifier_init.class_maps has no map for '
                        f'{dataset!r}')

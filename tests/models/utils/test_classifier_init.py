@@ -68,7 +68,8 @@ def test_plan_errors_name_the_key(cfg, needle):
 
 def test_merge_lut():
     from s5_mm.models.utils.classifier_init import merge_lut
-    cfg = dict(checkpoint_classes=SRC, dataset_classes=dict(lc3=LC3),
+    cfg = dict(checkpoint_classes=SRC, dataset_classes=dict(lc3=LC3,
+                                                            lc7=SRC),
                class_maps=dict(lc3=LC3_MAP))
     assert merge_lut(cfg, 'lc3').tolist() == [0, 1, 1, 1, 1, 2, 0]
     partial = dict(cfg, class_maps=dict(lc3=dict(LC3_MAP,
