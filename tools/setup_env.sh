@@ -113,6 +113,6 @@ print('stack OK')
 PYEOF
 
 if [ "$RUN_DEMO" = 1 ]; then
-  log "main demo: the S5 pipeline on the Landsat-7 land-cover scene (about 15 minutes on 2 cores)"
+  log "main demo: the S5 pipeline on the Landsat-7 land-cover scene (3-8 minutes on 2 cores)"
   bash "$ROOT/tools/run_demo.sh"
 fi
