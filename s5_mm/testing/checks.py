@@ -92,3 +92,29 @@ def miou_range(scores, label, num_classes: int, margin: float = 1e-4,
         hi.append(i_hi / (gt + p_lo - i_hi))
     return (float(np.mean(lo) * 100), float(np.mean(hi) * 100) if hi else 0.,
             int(und.sum()))
+
+
+def val_capture_hook():
+    """A hook keeping the last validation's per-sample predictions and
+    labels (numpy) in its ``samples`` list: the metric the loop logs can be
+    recomputed from the very predictions it scored (no second forward, no
+    tie). Register it with ``runner.register_hook``."""
+    from mmengine.hooks import Hook
+
+    class _ValCapture(Hook):
+        priority = 'LOWEST'
+
+        def __init__(self):
+            self.samples = []
+
+        def before_val_epoch(self, runner):
+            self.samples = []
+
+        def after_val_iter(self, runner, batch_idx, data_batch=None,
+                           outputs=None):
+            for s in outputs:
+                self.samples.append(
+                    (s.pred_sem_seg.data[0].cpu().numpy(),
+                     s.gt_sem_seg.data[0].cpu().numpy()))
+
+    return _ValCapture()
