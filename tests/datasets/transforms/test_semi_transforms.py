@@ -68,22 +68,24 @@ def test_color_jitter_bands():
     res = MultiBandColorJitter(0, 0.5, 0, 0, prob=1.0)(dict(img=img.copy()))
     assert np.allclose(res['img'].mean((0, 1)), img.mean((0, 1)), rtol=1e-5)
     assert not np.allclose(res['img'], img)
-    # brightness is one factor for all bands, within [0.5, 1.5]
+    # brightness is one factor for all bands, drawn from U(0.5, 1.5)
     np.random.seed(0)
     res = MultiBandColorJitter(0.5, 0, 0, 0, prob=1.0)(dict(img=img.copy()))
     ratio = res['img'] / img
-    assert np.allclose(ratio, ratio.flat[0], rtol=1e-5)
-    assert 0.5 <= ratio.flat[0] <= 1.5
+    rng = np.random.RandomState(0)  # the draws: apply?, order, factor
+    rng.rand(), rng.permutation(4)
+    assert np.allclose(ratio, rng.uniform(0.5, 1.5), rtol=1e-5)
     # prob 0: identity
     res = MultiBandColorJitter(prob=0.0)(dict(img=img.copy()))
     assert np.array_equal(res['img'], img)
 
 
 def jitter_reference(bgr, rng):
-    """torchvision's ColorJitter on a float image with the factors drawn
-    from ``rng`` as the transform draws them (np.random, in this order),
-    per-band contrast means as documented, hue by colorsys, the value
-    clipped to [0, 255] after each operation and rounded at the end."""
+    """The documented jitter in float64: torchvision's four operations in
+    a random order, contrast around each band's own mean, hue by colorsys,
+    the factors drawn from ``rng`` as the transform draws them (np.random,
+    in this order), values clipped to [0, 255] after each operation and
+    rounded at the end."""
     import colorsys
     assert rng.rand() < 1.0  # prob 1
     x = bgr.astype(np.float64)
