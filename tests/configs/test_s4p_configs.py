@@ -11,6 +11,7 @@ from mmengine.runner import Runner
 import s5_mm  # noqa: F401
 from s5_mm.registry import MODELS
 from s5_mm.testing import use_tiny_s4p_data, write_tiny_s4p_data
+from s5_mm.testing.checks import confusion, miou, val_capture_hook
 
 ARCHS = {'b': (768, 103.2), 'l': (1024, 327.4), 'h': (1280, 663.4)}
 
@@ -104,13 +105,31 @@ def test_vit_b_config_trains_and_validates_with_tiny_overrides(tmp_path):
     cfg.work_dir = str(tmp_path / 'work')
     cfg.experiment_name = 'test_s4p_vit_b_config'
     runner = Runner.from_cfg(cfg)
+    capture = val_capture_hook()
+    runner.register_hook(capture)
     runner.train()
     hub = runner.message_hub
     assert hub.get_scalar('train/unsup_loss_ce').current() > 0
     assert hub.get_scalar('train/sup_loss_ce').current() > 0
     metrics = {k[4:]: v.current() for k, v in hub.log_scalars.items()
                if k.startswith('val/')}
-    assert 0 <= metrics['mIoU'] <= 100 and 'mIoU_all' in metrics
     # 4 quadrants per 64 px val patch, all whole 32 px crops
     assert len(runner.val_dataloader.dataset) == 4
+    # the logged means are those of the predictions the validation scored:
+    # over the foreground classes, and over all as mIoU_all (rounded)
+    assert len(capture.samples) == 4
+    pred, label = (np.stack(x) for x in zip(*capture.samples))
+    classes = runner.val_dataloader.dataset.metainfo['classes']
+    fg = [i for i, c in enumerate(classes) if c != 'background']
+    assert metrics['mIoU'] == pytest.approx(
+        miou(pred, label, len(classes), classes=fg), abs=0.006)
+    assert metrics['mIoU_all'] == pytest.approx(
+        miou(pred, label, len(classes)), abs=0.006)
+    cm = confusion(pred, label, len(classes))
+    with np.errstate(invalid='ignore'):
+        acc = np.diag(cm) / cm.sum(1)
+    assert metrics['mAcc'] == pytest.approx(np.nanmean(acc[fg]) * 100,
+                                            abs=0.006)
+    assert metrics['mAcc_all'] == pytest.approx(np.nanmean(acc) * 100,
+                                                abs=0.006)
     assert (tmp_path / 'work' / 'iter_2.pth').is_file()

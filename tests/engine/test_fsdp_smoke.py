@@ -12,6 +12,7 @@ CUDA: BN here), a full state dict with ``offload_to_cpu=True`` on 2+ ranks
 """
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,6 +20,7 @@ import s5_mm  # noqa: F401
 from s5_mm.engine.fsdp import S5FSDPStrategy, resolve_classes
 from s5_mm.models.backbones.vit import TransformerBlock
 from s5_mm.testing import write_tiny_s4p_data
+from s5_mm.testing.checks import miou, val_capture_hook
 
 import fsdp_utils as U
 
@@ -196,6 +198,8 @@ def _runner_worker(rank, world, root, max_iters, resume):
                        resume_from=work / 'iter_2.pth' if resume else None)
     prepare_scope(cfg)
     runner = build_runner(cfg)
+    capture = val_capture_hook()
+    runner.register_hook(capture)
     runner.train()
     hub = runner.message_hub
     torch.save(dict(runner=type(runner).__name__,
@@ -203,20 +207,32 @@ def _runner_worker(rank, world, root, max_iters, resume):
                     strategy=type(runner.strategy).__name__,
                     iter=runner.iter,
                     unsup=hub.get_scalar('train/unsup_loss_ce').current(),
-                    miou=hub.get_scalar('val/mIoU').current()),
+                    miou=hub.get_scalar('val/mIoU').current(),
+                    val=capture.samples,
+                    classes=runner.val_dataloader.dataset.metainfo['classes'],
+                    val_size=len(runner.val_dataloader.dataset)),
                root / f'{"resume" if resume else "train"}{rank}.pth')
 
 
 def test_fsdp_config_trains_saves_and_resumes_through_the_runner(tmp_path):
-    import numpy as np
     write_tiny_s4p_data(tmp_path, np.random.default_rng(0))
     U.run_ranks(_runner_worker, 2, tmp_path, 2, False)
-    for rank in range(2):
-        res = torch.load(tmp_path / f'train{rank}.pth')
-        assert (res['runner'], res['model'], res['strategy']) == (
+    res = [torch.load(tmp_path / f'train{rank}.pth', weights_only=False)
+           for rank in range(2)]
+    for r in res:
+        assert (r['runner'], r['model'], r['strategy']) == (
             'FlexibleRunner', 'MMFullyShardedDataParallel', 'S5FSDPStrategy')
-        assert res['iter'] == 2 and res['unsup'] > 0
-        assert 0 <= res['miou'] <= 100
+        assert r['iter'] == 2 and r['unsup'] > 0
+    # the logged mIoU (foreground classes, rounded) is that of both ranks'
+    # validation predictions together, each sample once
+    samples = res[0]['val'] + res[1]['val']
+    assert len(res[0]['val']) > 0 and len(samples) == res[0]['val_size']
+    pred, label = (np.stack(x) for x in zip(*samples))
+    classes = res[0]['classes']
+    fg = [i for i, c in enumerate(classes) if c != 'background']
+    for r in res:
+        assert r['miou'] == pytest.approx(
+            miou(pred, label, len(classes), classes=fg), abs=0.006)
     ckpt = torch.load(tmp_path / 'work' / 'iter_2.pth', weights_only=False)
     # a full checkpoint: the plain model loads it strictly
     plain = U.build_model(U.tiny_cfg(), seed=1)
@@ -229,7 +245,7 @@ def test_fsdp_config_trains_saves_and_resumes_through_the_runner(tmp_path):
         assert st['exp_avg'].shape == dict(plain.named_parameters())[
             name].shape
     U.run_ranks(_runner_worker, 2, tmp_path, 3, True)
-    res = torch.load(tmp_path / 'resume0.pth')
+    res = torch.load(tmp_path / 'resume0.pth', weights_only=False)
     assert res['iter'] == 3
     ckpt3 = torch.load(tmp_path / 'work' / 'iter_3.pth', weights_only=False)
     # AdamW resumed its moments and step counts (a fresh one would be at 1)

@@ -26,9 +26,21 @@ def reference(field, grid, invalid):
             lg = window_logits(field, grid, i, k)
             acc[:, ra:rz, ca:cz] += lg[:, ra - r:rz - r, ca - c:cz - c]
             cnt[ra:rz, ca:cz] += 1
-    cls = (acc / cnt).argmax(0).astype(np.uint8)
+    mean = acc / cnt
+    cls = mean.argmax(0).astype(np.uint8)
     cls[invalid] = CLASS_NODATA
-    return cls
+    top2 = np.sort(mean, axis=0)[-2:]
+    return cls, top2[1] - top2[0]
+
+
+def assert_classes(cls, field, grid, invalid):
+    """Classes equal to the reference's where its top two mean logits are
+    more than 1e-5 apart: at band seams the float32 sums run in another
+    order (1.2e-7 apart), which may flip a closer pair."""
+    ref, gap = reference(field, grid, invalid)
+    decided = invalid | (gap > 1e-5)
+    assert decided.mean() > 0.999
+    np.testing.assert_array_equal(cls[decided], ref[decided])
 
 
 def merge_bands(stack, grid, field, invalid, out, tmp_path):
@@ -81,7 +93,7 @@ def test_bands_and_halos_equal_whole_scene_merge(shared_data, tmp_path,
             cls = dst.read(1)
             assert dst.transform == stack.transform
             assert dst.block_shapes[0] == (64, 64)
-    np.testing.assert_array_equal(cls, reference(field, grid, invalid))
+    assert_classes(cls, field, grid, invalid)
 
 
 def test_band_owning_no_window_gets_the_halo(tmp_path):
@@ -104,7 +116,7 @@ def test_band_owning_no_window_gets_the_halo(tmp_path):
                            tmp_path) == [3, None]
         with rasterio.open(out) as dst:
             cls = dst.read(1)
-    np.testing.assert_array_equal(cls, reference(field, grid, invalid))
+    assert_classes(cls, field, grid, invalid)
 
 
 def test_bad_merge_mode():

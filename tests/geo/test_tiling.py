@@ -48,6 +48,10 @@ def test_multiband_stack_pad_skip_and_label_windows(shared_data, tmp_path):
     assert tiles[6].valid_fraction == 1.0  # window (96, 96) is all valid
     assert 0 < tiles[0].valid_fraction < 1
     for t in tiles:
+        # the share of pixels valid in every band of the tile written
+        with rasterio.open(t.path) as tif:
+            assert t.valid_fraction == pytest.approx(
+                (tif.read() != tif.nodata).all(0).mean(), abs=1e-12)
         with rasterio.open(t.path) as tif:
             assert tif.count == 6 and tif.dtypes[0] == 'float32'
             assert tif.nodata == -99999

@@ -1,6 +1,8 @@
 """tools/infer_scene.py end to end: config + checkpoint -> GeoTIFFs."""
+import numpy as np
 import pytest
 import rasterio
+import torch
 from mmengine.config import Config
 
 from s5_mm.testing import (load_tool, save_segmentor_checkpoint,
@@ -19,6 +21,31 @@ def tiny_config(in_channels, num_classes, bands=None):
         model=tiny_segmentor_cfg(in_channels, num_classes, mean=100.0,
                                  std=50.0),
         test_pipeline=[load, dict(type='PackSegInputs')])
+
+
+def whole_image_logits(model_cfg, ckpt, scene, bands):
+    """The checkpoint's logits of the whole scene (the config's model, the
+    geo loader, no tiling) and the scene's valid mask."""
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    from s5_mm.datasets.transforms.geo_loading import LoadGeoImageFromFile
+    init_default_scope('mmseg')
+    model = MODELS.build(model_cfg)
+    model.load_state_dict(torch.load(ckpt, map_location='cpu',
+                                     weights_only=True)['state_dict'])
+    model.eval()
+    paths = scene.split(',')
+    loaded = LoadGeoImageFromFile(bands=bands)(
+        dict(img_path=paths if len(paths) > 1 else paths[0]))
+    x = torch.from_numpy(np.ascontiguousarray(
+        loaded['img'].transpose(2, 0, 1)))
+    h, w = x.shape[1:]
+    data = model.data_preprocessor(dict(inputs=[x]), False)
+    meta = [dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w))]
+    with torch.no_grad():
+        logits = model.encode_decode(data['inputs'], meta)[0].numpy()
+    return logits, loaded['valid_mask']
 
 
 @pytest.mark.parametrize('case', ['rgb_bands', 'landcover'])
@@ -51,12 +78,26 @@ def test_infer_scene_tool(shared_data, tmp_path, case):
         for extra in ('_pred_confidence.tif', '_pred_entropy.tif',
                       '_pred.png'):
             assert (out / f'{stem}{extra}').is_file()
-        with rasterio.open(first) as src, rasterio.open(pred) as p:
+        with rasterio.open(first) as src, rasterio.open(pred) as p, \
+                rasterio.open(out / f'{stem}_pred_confidence.tif') as c:
             assert p.crs == src.crs and p.transform == src.transform
             assert p.shape == src.shape
-            cls = p.read(1)
-        n = cfg['model']['decode_head']['num_classes']
-        assert cls[cls != 255].max() < n
+            cls, conf = p.read(1), c.read(1)
+        # center merge (overlap margin 16 px > receptive-field radius 4)
+        # equals whole-image inference, up to float32 rounding: classes
+        # compared where the top-2 logit gap exceeds 1e-4
+        logits, valid = whole_image_logits(cfg['model'], ckpt, scene,
+                                           cfg['test_pipeline'][0].get(
+                                               'bands'))
+        assert np.array_equal(cls == 255, ~valid)
+        top2 = np.sort(logits, axis=0)[-2:]
+        decided = valid & (top2[1] - top2[0] > 1e-4)
+        assert decided.sum() > 0.99 * valid.sum()
+        np.testing.assert_array_equal(cls[decided],
+                                      logits.argmax(0)[decided])
+        z = np.exp(logits - logits.max(0))
+        np.testing.assert_allclose(conf[valid], (z / z.sum(0)).max(0)[valid],
+                                   atol=1e-5)
 
 
 def test_geo_loading_args_from_config():

@@ -55,78 +55,158 @@ def test_official_keys_against_mmseg_vit_oracle():
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def official_from_ours(model, expert_perm, decoder_suffix):
-    """Write our MDF segmentor's weights in the official S5 key style."""
-    out = OrderedDict()
-    for k, v in model.state_dict().items():
-        if k.startswith('backbone.'):
-            k = k[len('backbone.'):]
-            k = (k.replace('patch_embed.proj',
-                           'patch_embed.projection').replace(
-                               'blocks.',
-                               'layers.').replace('.norm1.', '.ln1.').replace(
-                                   '.norm2.', '.ln2.').replace(
-                                       'attn.qkv.weight',
-                                       'attn.attn.in_proj_weight').replace(
-                                           'attn.qkv.bias',
-                                           'attn.attn.in_proj_bias').replace(
-                                               'attn.proj.',
-                                               'attn.attn.out_proj.').replace(
-                                                   'mlp.fc1.',
-                                                   'ffn.layers.0.0.').replace(
-                                                       'mlp.fc2_shared.',
-                                                       'ffn.layers.1.'))
-            if '.mlp.experts.' in k:
-                head, rest = k.split('.mlp.experts.')
-                idx, name = rest.split('.', 1)
-                k = f'{head}.ffn.experts.{expert_perm.index(int(idx))}.{name}'
-            out[f'encoder.{k}'] = v
-        elif k.startswith('neck.'):
-            k = k[len('neck.'):].replace('fpn1.1.', 'fpn1.1.ln.')
-            out[f'encoder.{k}'] = v
-        else:
-            _, name, rest = k.split('.', 2)
-            if rest.startswith('conv_seg.'):
-                out[f'semseghead_{decoder_suffix[name][1]}.1.'
-                    f'{rest.split(".", 1)[1]}'] = v
-            else:
-                out[f'{decoder_suffix[name][0]}.decode_head.{rest}'] = v
-    # the official decoders carry an unused 1-class classifier
-    for dec, _ in decoder_suffix.values():
-        out[f'{dec}.decode_head.conv_seg.weight'] = torch.zeros(1, 16, 1, 1)
-    return out
-
-
 def mdf_model():
     return build_tiny_mdf_segmentor(dict(vaihingen=5, openearthmap=9))
 
 
-def test_official_moe_mdf_round_trip():
-    src_model = randomize(mdf_model(), seed=1)
-    suffix = dict(vaihingen=('semsegdecoder', 'vaihingen'),
-                  openearthmap=('semsegdecoder_OpenEarthMap', 'OpenEarthMap'))
-    # official expert 0 is OpenEarthMap, ours is expert 1
-    state = official_from_ours(src_model,
-                               expert_perm=[1, 0],
-                               decoder_suffix=suffix)
+OFFICIAL_EXPERTS = ['openearthmap', 'vaihingen']  # the official run's order
+OURS = ['vaihingen', 'openearthmap']  # mdf_model's dataset_names
+# released SimpleFPN keys (fpn1.1 is a LayerNorm wrapper) -> ours
+NECK = {
+    'encoder.fpn1.0.weight': 'neck.fpn1.0.weight',
+    'encoder.fpn1.0.bias': 'neck.fpn1.0.bias',
+    'encoder.fpn1.1.ln.weight': 'neck.fpn1.1.weight',
+    'encoder.fpn1.1.ln.bias': 'neck.fpn1.1.bias',
+    'encoder.fpn1.3.weight': 'neck.fpn1.3.weight',
+    'encoder.fpn1.3.bias': 'neck.fpn1.3.bias',
+    'encoder.fpn2.0.weight': 'neck.fpn2.0.weight',
+    'encoder.fpn2.0.bias': 'neck.fpn2.0.bias',
+}
+# released decoder / classifier names of each dataset -> our head
+DECODERS = {'semsegdecoder': 'vaihingen',
+            'semsegdecoder_OpenEarthMap': 'openearthmap'}
+HEADS = {'semseghead_vaihingen': ('vaihingen', 5),
+         'semseghead_OpenEarthMap': ('openearthmap', 9)}
+
+
+def mmseg_vit(seed):
+    """MMSeg's VisionTransformer, the mmcv-transformer key style of the
+    released S5 encoder, with the tiny arch and random weights."""
+    vit = randomize(
+        VisionTransformer(img_size=32,
+                          patch_size=4,
+                          embed_dims=32,
+                          num_layers=2,
+                          num_heads=2,
+                          out_indices=(0, 1),
+                          with_cls_token=False,
+                          final_norm=False,
+                          patch_bias=True,
+                          interpolate_mode='bicubic'), seed)
+    vit.eval()  # (MMSeg's ViT.train() returns None: no chaining)
+    return vit
+
+
+def official_moe_state(seed=1, width=8):
+    """A released-style MoE MDF checkpoint made without our converter or
+    model: the encoder of :func:`mmseg_vit` whose FFN output rows split into
+    a shared part and one ``width``-row expert per dataset (each dataset's
+    expert a fresh random one), the neck / decoder / classifier names of the
+    released files (decoders: MMSeg's UPerHead with its 1-class placeholder
+    classifier). Returns (state, {dataset: MMSeg ViT with that dataset's
+    FFN output = [shared; expert]})."""
+    from mmseg.registry import MODELS
+    from s5_mm.testing import tiny_uper_head_cfg
+    g = torch.Generator().manual_seed(seed + 100)
+    vit = mmseg_vit(seed)
+    state = OrderedDict(
+        (f'encoder.{k}', v) for k, v in vit.state_dict().items()
+        if '.ffn.layers.1.' not in k)
+    refs = {}
+    for name in OFFICIAL_EXPERTS:
+        refs[name] = mmseg_vit(seed)
+    for n, layer in enumerate(vit.layers):
+        fc2 = layer.ffn.layers[1]
+        shared_w, shared_b = fc2.weight[:-width], fc2.bias[:-width]
+        state[f'encoder.layers.{n}.ffn.layers.1.weight'] = shared_w.clone()
+        state[f'encoder.layers.{n}.ffn.layers.1.bias'] = shared_b.clone()
+        for k, name in enumerate(OFFICIAL_EXPERTS):
+            w = torch.randn(width, fc2.in_features, generator=g) * 0.2
+            b = torch.randn(width, generator=g) * 0.1
+            state[f'encoder.layers.{n}.ffn.experts.{k}.weight'] = w
+            state[f'encoder.layers.{n}.ffn.experts.{k}.bias'] = b
+            with torch.no_grad():
+                ref_fc2 = refs[name].layers[n].ffn.layers[1]
+                ref_fc2.weight.copy_(torch.cat([shared_w, w]))
+                ref_fc2.bias.copy_(torch.cat([shared_b, b]))
+    shapes = mdf_model().state_dict()
+    for k, ours in NECK.items():
+        state[k] = torch.randn(shapes[ours].shape, generator=g)
+    for dec in DECODERS:
+        head = MODELS.build(tiny_uper_head_cfg(1))
+        randomize(head, seed + len(dec))
+        for k, v in head.state_dict().items():
+            state[f'{dec}.decode_head.{k}'] = v
+    for head, (_, n_cls) in HEADS.items():
+        state[f'{head}.1.weight'] = torch.randn(n_cls, 16, 1, 1, generator=g)
+        state[f'{head}.1.bias'] = torch.randn(n_cls, generator=g)
+    return state, refs
+
+
+def assert_official_placed(official, converted):
+    """Each released tensor at the key it must have in s5_mm (names written
+    out here, not derived from the converter), and the converted MoE
+    backbone routed to a dataset computes MMSeg's ViT with that dataset's
+    expert."""
+    def same(src, dst):
+        assert torch.equal(converted[dst], official[src]), (src, dst)
+
+    for n in range(2):
+        e, b = f'encoder.layers.{n}.', f'backbone.blocks.{n}.'
+        same(e + 'ln1.weight', b + 'norm1.weight')
+        same(e + 'ln2.bias', b + 'norm2.bias')
+        same(e + 'attn.attn.in_proj_weight', b + 'attn.qkv.weight')
+        same(e + 'attn.attn.out_proj.bias', b + 'attn.proj.bias')
+        same(e + 'ffn.layers.0.0.weight', b + 'mlp.fc1.weight')
+        same(e + 'ffn.layers.1.weight', b + 'mlp.fc2_shared.weight')
+        # official expert 0 is OpenEarthMap: our expert 1
+        same(e + 'ffn.experts.0.weight', b + 'mlp.experts.1.weight')
+        same(e + 'ffn.experts.1.bias', b + 'mlp.experts.0.bias')
+    same('encoder.patch_embed.projection.weight',
+         'backbone.patch_embed.proj.weight')
+    for src, dst in NECK.items():
+        same(src, dst)
+    for dec, name in DECODERS.items():
+        for k in official:
+            if k.startswith(f'{dec}.decode_head.') and '.conv_seg.' not in k:
+                same(k, f'decode_head.{name}.' + k.split('.decode_head.')[1])
+    for head, (name, _) in HEADS.items():
+        same(f'{head}.1.weight', f'decode_head.{name}.conv_seg.weight')
+        same(f'{head}.1.bias', f'decode_head.{name}.conv_seg.bias')
+
+
+def assert_backbone_computes_official(model, refs):
+    model.eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        for name, ref in refs.items():
+            ids = torch.full((2, ), OURS.index(name))
+            for a, b in zip(model.backbone(x, ids)[:2], ref(x)):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_official_moe_mdf_from_released_layout():
+    state, refs = official_moe_state()
     state['encoder.layers.0.ffn.gamma2.weight'] = torch.ones(32)
     state['encoder.ln1.weight'] = torch.ones(32)
     result = convert_s5_official(
         state,
-        expert_names=['openearthmap', 'vaihingen'],
-        target_expert_names=['vaihingen', 'openearthmap'])
+        expert_names=OFFICIAL_EXPERTS,
+        target_expert_names=OURS)
     assert result.unknown == ['encoder.layers.0.ffn.gamma2.weight']
     assert set(result.dropped) == {
         'encoder.ln1.weight', 'semsegdecoder.decode_head.conv_seg.weight',
-        'semsegdecoder_OpenEarthMap.decode_head.conv_seg.weight'
+        'semsegdecoder.decode_head.conv_seg.bias',
+        'semsegdecoder_OpenEarthMap.decode_head.conv_seg.weight',
+        'semsegdecoder_OpenEarthMap.decode_head.conv_seg.bias'
     }
     target = mdf_model()
     missing, unexpected, mismatched = compare_keys(result.state_dict,
                                                    target.state_dict())
     assert (missing, unexpected, mismatched) == ([], [], [])
     target.load_state_dict(result.state_dict, strict=True)
-    for k, v in src_model.state_dict().items():
-        torch.testing.assert_close(target.state_dict()[k], v, msg=k)
+    assert_official_placed(state, target.state_dict())
+    assert_backbone_computes_official(target, refs)
 
 
 def test_official_single_dataset_decoder():
@@ -205,20 +285,18 @@ def test_mae_cli_and_config_check(tmp_path, capsys):
 
 def test_s5official_cli(tmp_path, capsys):
     s5official2s5mm = load_tool('model_converters/s5official2s5mm.py')
-    src_model = randomize(mdf_model(), seed=4)
-    suffix = dict(vaihingen=('semsegdecoder', 'vaihingen'),
-                  openearthmap=('semsegdecoder_OpenEarthMap', 'OpenEarthMap'))
-    state = official_from_ours(src_model, [0, 1], suffix)
+    state, refs = official_moe_state(seed=4)
     path = tmp_path / 'official.pth'
     torch.save({'model': {f'module.{k}': v for k, v in state.items()}}, path)
     out = tmp_path / 'ours.pth'
-    s5official2s5mm.main([str(path), str(out), '--strict'])
+    s5official2s5mm.main([str(path), str(out), '--strict', '--expert-names',
+                          ','.join(OFFICIAL_EXPERTS),
+                          '--target-expert-names', ','.join(OURS)])
     target = mdf_model()
     target.load_state_dict(load_checkpoint_state(str(out)), strict=True)
-    torch.testing.assert_close(
-        target.backbone.blocks[1].mlp.experts[1].weight,
-        src_model.backbone.blocks[1].mlp.experts[1].weight)
-    assert 'dropped by design (2)' in capsys.readouterr().out
+    assert_official_placed(state, target.state_dict())
+    assert_backbone_computes_official(target, refs)
+    assert 'dropped by design (4)' in capsys.readouterr().out
 
 
 def test_load_errors(tmp_path):

@@ -68,24 +68,62 @@ def test_color_jitter_bands():
     res = MultiBandColorJitter(0, 0.5, 0, 0, prob=1.0)(dict(img=img.copy()))
     assert np.allclose(res['img'].mean((0, 1)), img.mean((0, 1)), rtol=1e-5)
     assert not np.allclose(res['img'], img)
-    # brightness is one factor for all bands, within [0.5, 1.5]
+    # brightness is one factor for all bands, drawn from U(0.5, 1.5)
     np.random.seed(0)
     res = MultiBandColorJitter(0.5, 0, 0, 0, prob=1.0)(dict(img=img.copy()))
     ratio = res['img'] / img
-    assert np.allclose(ratio, ratio.flat[0], rtol=1e-5)
-    assert 0.5 <= ratio.flat[0] <= 1.5
+    rng = np.random.RandomState(0)  # the draws: apply?, order, factor
+    rng.rand(), rng.permutation(4)
+    assert np.allclose(ratio, rng.uniform(0.5, 1.5), rtol=1e-5)
     # prob 0: identity
     res = MultiBandColorJitter(prob=0.0)(dict(img=img.copy()))
     assert np.array_equal(res['img'], img)
+
+
+def jitter_reference(bgr, rng):
+    """The documented jitter in float64: torchvision's four operations in
+    a random order, contrast around each band's own mean, hue by colorsys,
+    the factors drawn from ``rng`` as the transform draws them (np.random,
+    in this order), values clipped to [0, 255] after each operation and
+    rounded at the end."""
+    import colorsys
+    assert rng.rand() < 1.0  # prob 1
+    x = bgr.astype(np.float64)
+    rgb = [2, 1, 0]
+    for op in rng.permutation(4):
+        if op == 0:
+            x = x * rng.uniform(0.5, 1.5)
+        elif op == 1:
+            c = rng.uniform(0.5, 1.5)
+            x = c * x + (1 - c) * x.mean((0, 1))
+        elif op == 2:
+            s = rng.uniform(0.5, 1.5)
+            gray = x[..., rgb] @ [0.299, 0.587, 0.114]
+            x[..., rgb] = s * x[..., rgb] + (1 - s) * gray[..., None]
+        else:
+            d = rng.uniform(-0.25, 0.25)
+            for idx in np.ndindex(x.shape[:2]):
+                h, s, v = colorsys.rgb_to_hsv(*x[idx][rgb])
+                x[idx][rgb] = colorsys.hsv_to_rgb((h + d) % 1.0, s, v)
+        x = np.clip(x, 0, 255)
+    return np.rint(x).astype(np.uint8)
 
 
 def test_color_jitter_uint8_rgb_stays_in_range():
     np.random.seed(3)
     img = np.random.randint(0, 256, (16, 16, 3), dtype=np.uint8)
     t = MultiBandColorJitter(prob=1.0)
-    for _ in range(10):
+    clipped = 0
+    for k in range(10):
+        np.random.seed(100 + k)
         out = t(dict(img=img.copy()))['img']
         assert out.dtype == np.uint8 and out.shape == img.shape
+        ref = jitter_reference(img, np.random.RandomState(100 + k))
+        # float32 vs float64: a value near .5 may round the other way
+        assert np.abs(out.astype(int) - ref).max() <= 1
+        assert (out != img).mean() > 0.5
+        clipped += int(((ref == 0) | (ref == 255)).sum())
+    assert clipped > 0  # the clipping was exercised
 
 
 def test_grayscale_rgb_and_multiband():

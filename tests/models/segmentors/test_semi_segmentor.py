@@ -50,17 +50,18 @@ def img(pixels):
 
 
 def golden_batch():
-    """Hand-made 2x2 images whose pixels are the 2-class logits."""
+    """Hand-made 2x2 images whose pixels are the 2-class logits (no tie
+    in a view that is argmaxed: weak and labelled)."""
     weak = torch.stack([
         img([[[4, 0], [0, 4]], [[1, 0], [5, 0]]]),
-        img([[[2, 0], [3, 0]], [[0, 6], [0, 0]]]),
+        img([[[2, 0], [3, 0]], [[0, 6], [0.5, 0]]]),
     ])
     strong = torch.stack([
         img([[[1, 0], [0, 2]], [[2, 0], [0, 3]]]),
         img([[[0, 0], [1, 1]], [[0, -1], [2, 0]]]),
     ])
     pad = torch.tensor([[[0, 0], [0, 255]], [[255, 0], [0, 0]]])
-    sup = img([[[3, 0], [0, 0]], [[1, 2], [0, 0]]])[None]
+    sup = img([[[3, 0], [0.5, 0]], [[1, 2], [0, 0.5]]])[None]
     sup_label = torch.tensor([[[0, 1], [1, 255]]])
     inputs = dict(sup=sup, unsup_teacher=weak, unsup_student=strong)
     data_samples = dict(
@@ -89,7 +90,7 @@ def test_golden_loss(monkeypatch):
     # Mixed sample 0: (0,0) from sample 1 (padding), (0,1) own pl 1 conf
     # sigmoid(4), (1,0) from sample 1 pl 1 conf sigmoid(6), (1,1) padding.
     # Sample 1: (0,0) padding, (0,1) pl 0 conf sigmoid(3) = 0.9526,
-    # (1,0) pl 1 conf sigmoid(6), (1,1) tie -> conf 0.5, dropped.
+    # (1,0) pl 1 conf sigmoid(6), (1,1) pl 0 conf sigmoid(0.5), dropped.
     kept = [ce([0, 2], 1), ce([0, -1], 1), ce([1, 1], 0), ce([0, -1], 1)]
     n_valid = 2 + 3
     l_unsup = sum(kept) / n_valid
@@ -97,7 +98,7 @@ def test_golden_loss(monkeypatch):
         0.5 * l_unsup, abs=1e-5)
     assert losses['unsup_mask_ratio'].item() == pytest.approx(4 / 5)
     # mmseg CE averages over all pixels, ignored ones counting 0.
-    l_sup = (ce([3, 0], 0) + ce([0, 0], 1) + ce([1, 2], 1)) / 4
+    l_sup = (ce([3, 0], 0) + ce([0.5, 0], 1) + ce([1, 2], 1)) / 4
     assert losses['sup_loss_ce'].item() == pytest.approx(0.5 * l_sup,
                                                          abs=1e-5)
     # Confident non-padding weak-view pseudo-labels: class 0 at s0(0,0) and
@@ -117,7 +118,7 @@ def test_golden_without_cutmix_and_weights():
 
     # No mixing: s0 keeps (0,0) pl 0 and (0,1) pl 1 (conf >= 0.9); (1,0)
     # conf 0.73 dropped; (1,1) padding. s1: (0,1) conf 0.9526 pl 0 and
-    # (1,0) pl 1 kept; (1,1) 0.5 dropped; (0,0) padding. 3 + 3 valid.
+    # (1,0) pl 1 kept; (1,1) 0.62 dropped; (0,0) padding. 3 + 3 valid.
     kept = [ce([1, 0], 0), ce([0, 2], 1), ce([1, 1], 0), ce([0, -1], 1)]
     assert losses['unsup_loss_ce'].item() == pytest.approx(
         2.0 * sum(kept) / 6, abs=1e-5)
@@ -206,8 +207,10 @@ def test_golden_loss_with_class_keep_ratio():
     def ce(logits, target):
         return math.log(sum(math.exp(v) for v in logits)) - logits[target]
 
-    # Class 0 (non-padding): 0.982, 0.9526, 0.731, 0.5 -> 3rd: 0.731, so
-    # s0(1,0) joins; class 1: 0.9975, 0.982 -> 2nd, capped at tau 0.95.
+    # Class 0 (non-padding): s0(0,0) 0.982, s1(0,1) 0.9526, s0(1,0) 0.731,
+    # s1(1,1) sigmoid(0.5) = 0.62 -> the ceil(0.75 * 4) = 3rd: 0.731, so
+    # s0(1,0) joins, s1(1,1) does not; class 1: 0.9975, 0.982 -> 2nd,
+    # capped at tau 0.95.
     kept = [ce([1, 0], 0), ce([0, 2], 1), ce([2, 0], 0), ce([1, 1], 0),
             ce([0, -1], 1)]
     assert losses['unsup_loss_ce'].item() == pytest.approx(
