@@ -146,7 +146,15 @@ def test_train_save_test_resume(landcover_tiles, tmp_path, repo_root,
 
 def test_dist_train_two_cpu_processes(landcover_tiles, tmp_path, repo_root):
     work = tmp_path / 'dist'
-    env = dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()))
+    env = dict(os.environ, PORT=str(free_port()))
+    env.pop('PYTHON', None)
+    if (repo_root / '.venv' / 'bin' / 'python').is_file():
+        # as after the README's set-up: no PYTHON=, no activated venv, and
+        # no python with torch on PATH (tools/_python.sh finds .venv)
+        env['PATH'] = '/usr/bin:/bin'
+        env.pop('VIRTUAL_ENV', None)
+    else:
+        env['PYTHON'] = sys.executable
     proc = subprocess.run(
         ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir',
          str(work), '--cfg-options'] + tiny_options(landcover_tiles, 2),
