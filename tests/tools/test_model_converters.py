@@ -26,18 +26,7 @@ def randomize(module, seed=0):
 def test_official_keys_against_mmseg_vit_oracle():
     # MMSeg's VisionTransformer has the mmcv-transformer key style of the
     # released S5 backbone; an independent implementation to match.
-    ref = randomize(
-        VisionTransformer(img_size=32,
-                          patch_size=4,
-                          embed_dims=32,
-                          num_layers=2,
-                          num_heads=2,
-                          out_indices=(0, 1),
-                          with_cls_token=False,
-                          final_norm=False,
-                          patch_bias=True,
-                          interpolate_mode='bicubic'))
-    ref.eval()  # (MMSeg's ViT.train() returns None: no chaining)
+    ref = mmseg_vit(0)
     state = {f'encoder.{k}': v for k, v in ref.state_dict().items()}
     assert 'encoder.layers.0.attn.attn.in_proj_weight' in state
     result = convert_s5_official(state)

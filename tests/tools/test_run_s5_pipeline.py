@@ -159,13 +159,14 @@ def test_paired_scores_are_the_test_metrics(pipeline):
     work = pipeline['work']
     md, ev = _stage(work, 'mdf'), _stage(work, 'evaluation')
     scores = ev['paired']['scores']
+    tol = 5.1e-3  # MMSeg rounds its metrics to 2 decimals
     assert scores['supervised'] == pytest.approx(ev['test_mIoU']['scoring'],
-                                                 abs=1e-6)
-    assert scores['s4p'] == pytest.approx(ev['test_mIoU']['s4p'], abs=1e-6)
+                                                 abs=tol)
+    assert scores['s4p'] == pytest.approx(ev['test_mIoU']['s4p'], abs=tol)
     assert scores['moe_lc7'] == pytest.approx(md['metrics']['lc7/mIoU'],
-                                              abs=1e-6)
+                                              abs=tol)
     assert scores['moe_lc3'] == pytest.approx(md['metrics']['lc3/mFscore'],
-                                              abs=1e-6)
+                                              abs=tol)
     conf = np.load(ev['paired']['confusions'])
     assert len(conf['paths']) == ev['paired']['tiles'] == md['split']['test']
     # merging keeps the pixels: the merged matrix of S4P is its 7-class
