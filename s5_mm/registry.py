@@ -6,11 +6,12 @@ into MMDet's ``MODELS`` as well, so ``type='S5ViT'`` resolves in both scopes.
 """
 from mmdet.registry import MODELS as DET_MODELS
 from mmseg.registry import (DATASETS, HOOKS, METRICS, MODELS,
-                            OPTIM_WRAPPER_CONSTRUCTORS, TRANSFORMS)
+                            OPTIM_WRAPPER_CONSTRUCTORS, TRANSFORMS,
+                            VISUALIZERS)
 
 __all__ = [
     'DATASETS', 'HOOKS', 'METRICS', 'MODELS', 'OPTIM_WRAPPER_CONSTRUCTORS',
-    'TRANSFORMS', 'DET_MODELS', 'register_seg_and_det'
+    'TRANSFORMS', 'VISUALIZERS', 'DET_MODELS', 'register_seg_and_det'
 ]
 
 

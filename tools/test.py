@@ -9,7 +9,15 @@ A checkpoint whose weights do not cover the model (missing prefixes, other
 shapes) is refused unless --allow-partial.
 
 --out: segmentation configs write per-image prediction maps into the PATH
-folder; detection configs dump the raw results to the PATH pickle.
+folder (multi-dataset configs: PATH/<dataset_name>/; the S4P teacher-student
+test loop: PATH/<network>/); detection configs dump the raw results to the
+PATH pickle.
+
+--tta: each test dataset's pipeline becomes its TTA pipeline, the config key
+``<prefix>_tta_pipeline`` beside the ``<prefix>_test_pipeline`` it uses
+(``test_pipeline`` -> ``tta_pipeline``; of equal ones, the prefix of its
+dataset name), else (one test dataset) ``tta_pipeline``; the model is
+wrapped in the config's ``tta_model``.
 """
 import argparse
 import importlib.util
@@ -53,8 +61,8 @@ def parse_args(argv=None):
         '--out', type=str,
         help='seg: folder for prediction maps; det: .pkl file of results')
     parser.add_argument(
-        '--tta', action='store_true', help='test-time augmentation '
-        '(needs tta_model and tta_pipeline in the config)')
+        '--tta', action='store_true', help='test-time augmentation: '
+        "tta_model and each test dataset's tta pipeline (module doc)")
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override config keys, e.g. test_dataloader.batch_size=2')
@@ -95,8 +103,9 @@ def _enable_visualization(cfg, args, task):
 
 def _set_output(cfg, args, task):
     if task == 'seg':
+        # (MMSeg's tools/test.py also sets keep_results, which its 1.x
+        # IoUMetric ignores)
         cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
         return
     if not args.out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'--out for detection must be a .pkl file, '
@@ -112,10 +121,39 @@ def _set_output(cfg, args, task):
         cfg.test_evaluator = [evaluator, dump]
 
 
+def _tta_pipeline_key(cfg, dataset, name, single):
+    """Config key of the TTA pipeline of one test dataset (module doc)."""
+    prefixes = [key[:-len('test_pipeline')] for key, value in cfg.items()
+                if key.endswith('test_pipeline')
+                and value == dataset.get('pipeline')]
+    # equal pipelines of several bases: the dataset's own name first
+    prefixes.sort(key=lambda p: p != f'{name}_')
+    tried = [f'{p}tta_pipeline' for p in prefixes]
+    if single:
+        tried.append('tta_pipeline')
+    for key in tried:
+        if key in cfg:
+            return key
+    what = name or dataset.get('type', 'dataset')
+    raise KeyError(
+        f'--tta: no TTA pipeline for the test dataset {what!r} (tried '
+        f'{list(dict.fromkeys(tried))}): define <prefix>_tta_pipeline beside '
+        'the <prefix>_test_pipeline it uses, or tta_pipeline for a single '
+        'test dataset (TestTimeAug pipelines, see configs/_base_/datasets)')
+
+
 def _enable_tta(cfg):
-    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-        raise KeyError('--tta needs tta_model and tta_pipeline in the config')
-    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    if not cfg.get('tta_model'):
+        raise KeyError('--tta needs tta_model in the config (e.g. '
+                       "dict(type='SegTTAModel'))")
+    dataset = cfg.test_dataloader.dataset
+    # a concatenation (MDFConcatDataset): each part gets its own
+    parts = dataset.datasets if 'datasets' in dataset and \
+        'pipeline' not in dataset else [dataset]
+    names = dataset.get('dataset_names') or [None] * len(parts)
+    for part, name in zip(parts, names):
+        part.pipeline = cfg[_tta_pipeline_key(cfg, part, name,
+                                              len(parts) == 1)]
     cfg.tta_model.module = cfg.model
     cfg.model = cfg.tta_model
 

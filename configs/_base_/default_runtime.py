@@ -6,8 +6,9 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'),
 )
 vis_backends = [dict(type='LocalVisBackend')]
-# no fixed name: each Runner gets its own visualizer instance (and save_dir)
-visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends)
+# no fixed name: each Runner gets its own visualizer instance (and save_dir);
+# SegLocalVisualizer that also draws multi-dataset test sets
+visualizer = dict(type='S5SegLocalVisualizer', vis_backends=vis_backends)
 log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None

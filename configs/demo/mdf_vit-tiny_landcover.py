@@ -85,9 +85,10 @@ train_pipeline = [
     dict(type='RandomRot90', prob=0.5),
     dict(type='PackSegInputs'),
 ]
+# optional=True: mmseg.apis.inference_model runs it on an image path alone
 test_pipeline = [
     dict(type='LoadGeoImageFromFile', expected_bands=6),
-    dict(type='LoadGeoAnnotations', label_offset=-1),
+    dict(type='LoadGeoAnnotations', label_offset=-1, optional=True),
     dict(type='PackSegInputs'),
 ]
 
@@ -168,8 +169,13 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False,
                     interval=max_iters, max_keep_ckpts=1),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook', draw=False))
+    # reads the 6-band tiles (MMSeg's hook decodes 8-bit pictures only)
+    visualization=dict(type='GeoSegVisualizationHook', draw=False,
+                       rgb_bands=(3, 2, 1)))
 custom_hooks = [dict(type='IterSeedHook'), dict(type='MultiDatasetCheckHook')]
 # the pre-trained plain segmentor (tools/run_mdf_demo.py trains it)
 load_from = 'work_dirs/mdf_demo/pretrain/iter_200.pth'
 randomness = dict(seed=0)
+# the total batch of the one process this CPU demo runs in (paper configs:
+# their 8-GPU total, docs/scaling.md)
+auto_scale_lr = dict(enable=False, base_batch_size=per_dataset_batch * 2)

@@ -28,3 +28,6 @@ test_dataloader = dict(
 val_evaluator = dict(dataset_metrics=dict(
     _delete_=True, lc3=_base_.val_evaluator.dataset_metrics.lc3))
 test_evaluator = val_evaluator
+# the total batch of the one process this CPU demo runs in (paper configs:
+# their 8-GPU total, docs/scaling.md)
+auto_scale_lr = dict(enable=False, base_batch_size=_base_.per_dataset_batch)

@@ -27,3 +27,6 @@ train_dataloader = dict(
         data_prefix=dict(seg_map_path=label_dir),
         pipeline=train_pipeline)))
 randomness = dict(seed=0)
+# the total batch of the one process this CPU demo runs in (paper configs:
+# their 8-GPU total, docs/scaling.md)
+auto_scale_lr = dict(enable=False, base_batch_size=labelled_per_batch)

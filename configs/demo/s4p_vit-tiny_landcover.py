@@ -93,3 +93,7 @@ test_cfg = dict(type='S4PTeacherStudentTestLoop')
 custom_hooks = [dict(type='IterSeedHook'),
                 dict(type='S4PStatsHook', interval=100, collapse_share=0.9)]
 randomness = dict(seed=0)
+# the total batch of the one process this CPU demo runs in (paper configs:
+# their 8-GPU total, docs/scaling.md)
+auto_scale_lr = dict(enable=False,
+                     base_batch_size=labelled_per_batch + unlabelled_per_batch)

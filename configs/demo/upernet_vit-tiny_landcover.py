@@ -14,3 +14,7 @@ param_scheduler[-1].end = max_iters
 train_cfg = dict(max_iters=max_iters, val_interval=500)
 default_hooks = dict(checkpoint=dict(interval=500, save_best='mIoU'))
 randomness = dict(seed=0)
+# the total batch of the one process this CPU demo runs in (paper configs:
+# their 8-GPU total, docs/scaling.md)
+auto_scale_lr = dict(enable=False,
+                     base_batch_size=_base_.train_dataloader.batch_size)

@@ -18,3 +18,6 @@ model = dict(
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained,
                                 prefix='student.backbone.')),
     loss_weights=dict(dior=1.0, dota=1.0))
+# the 8-GPU total (2 datasets x 2 images per GPU): auto_scale_lr.enable=True
+# scales the lr to another total (docs/scaling.md)
+auto_scale_lr = dict(enable=False, base_batch_size=8 * 4)

@@ -35,3 +35,6 @@ model = dict(
                   rcnn=dict(max_per_img=300)))
 del _head
 del vit
+# the 8-GPU total (2 datasets x 2 images per GPU): auto_scale_lr.enable=True
+# scales the lr to another total (docs/scaling.md)
+auto_scale_lr = dict(enable=False, base_batch_size=8 * 4)

@@ -13,3 +13,6 @@ pretrained = 'pretrain/s4p_vit-b_rs4p1m.pth'
 model = dict(
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained,
                                 prefix='student.backbone.')))
+# the 8-GPU total (2 images per GPU): auto_scale_lr.enable=True
+# scales the lr to another total (docs/scaling.md)
+auto_scale_lr = dict(enable=False, base_batch_size=8 * 2)

@@ -13,3 +13,6 @@ model = dict(
     backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=pretrained,
                                 prefix='student.backbone.')),
     roi_head=dict(bbox_head=dict(num_classes=18)))
+# the 8-GPU total (2 images per GPU): auto_scale_lr.enable=True
+# scales the lr to another total (docs/scaling.md)
+auto_scale_lr = dict(enable=False, base_batch_size=8 * 2)

@@ -30,3 +30,6 @@ model = dict(
     test_cfg=dict(rpn=dict(nms_pre=1000, max_per_img=500),
                   rcnn=dict(max_per_img=300)))
 del vit
+# the 8-GPU total (2 images per GPU): auto_scale_lr.enable=True
+# scales the lr to another total (docs/scaling.md)
+auto_scale_lr = dict(enable=False, base_batch_size=8 * 2)

@@ -213,3 +213,20 @@ def test_training_is_resume_exact(rel):
     assert 'IterSeedHook' in hooks, rel
     # mmengine builds the sampler before it restores a resumed seed
     assert cfg.get('randomness', {}).get('seed') is not None, rel
+
+
+# the CPU demos run in one process; every other training config gives the
+# batch of 8 GPUs (docs/scaling.md)
+ONE_PROCESS_FOLDERS = ('demo', 'selection')
+
+
+@pytest.mark.parametrize('rel', ENTRY)
+def test_training_configs_give_their_base_batch_size(rel):
+    cfg = Config.fromfile(str(CONFIGS / rel))
+    if 'train_dataloader' not in cfg:
+        pytest.skip(f'{rel}: no training')
+    assert 'auto_scale_lr' in cfg, f'{rel}: no auto_scale_lr'
+    gpus = 1 if rel.split('/')[0] in ONE_PROCESS_FOLDERS else 8
+    assert cfg.auto_scale_lr.base_batch_size == \
+        gpus * cfg.train_dataloader.batch_size, rel
+    assert cfg.auto_scale_lr.enable is False, rel

@@ -83,20 +83,26 @@ def test_pipelines_on_tiles(cfg, name, tmp_path):
                                          ('loveda', 'mIoU'),
                                          ('openearthmap', 'mIoU')])
 def test_metrics_and_flip_tta(cfg, name, metric, tmp_path):
+    """Every base's <name>_tta_pipeline (tools/test.py --tta): the test
+    pipeline's input and labels, plain and flipped."""
     assert cfg[f'{name}_val_evaluator'].iou_metrics == [metric]
-    if name not in ('vaihingen', 'potsdam'):
-        return
     make_root(tmp_path, TOP_ID[name], size=(8, 10))
     val = copy.deepcopy(cfg[f'{name}_val_dataloader'].dataset)
     val.data_root = str(tmp_path)
+    plain = DATASETS.build(copy.deepcopy(val))[0]
     val.pipeline = cfg[f'{name}_tta_pipeline']
     out = DATASETS.build(val)[0]
     flips = [s.metainfo['flip'] for s in out['data_samples']]
     assert flips == [False, True]
     assert all(s.metainfo['dataset_name'] == name
                for s in out['data_samples'])
+    np.testing.assert_array_equal(out['inputs'][0].numpy(),
+                                  plain['inputs'].numpy())
     np.testing.assert_array_equal(out['inputs'][1].numpy(),
                                   out['inputs'][0].numpy()[..., ::-1])
+    np.testing.assert_array_equal(
+        out['data_samples'][0].gt_sem_seg.data.numpy(),
+        plain['data_samples'].gt_sem_seg.data.numpy())
 
 
 def test_loveda_submit_loader_has_no_labels(cfg, tmp_path):

@@ -295,3 +295,77 @@ def test_load_errors(tmp_path):
     bad.write_bytes(b'not a checkpoint')
     with pytest.raises(RuntimeError, match='cannot read checkpoint'):
         load_checkpoint_state(str(bad))
+
+
+def mdf_model_16(test_cfg):
+    """The tiny MoE-MDF segmentor with 16 px patches: its decoder predicts
+    at a quarter of the input size (as the released models), so the
+    logits are upsampled 4x."""
+    from mmengine.config import ConfigDict
+    from mmengine.registry import init_default_scope
+    from s5_mm.registry import MODELS
+    from s5_mm.testing import tiny_mdf_segmentor_cfg
+    cfg = tiny_mdf_segmentor_cfg(dict(vaihingen=5, openearthmap=9))
+    cfg['backbone'].update(patch_size=16, img_size=64)
+    cfg['test_cfg'] = test_cfg
+    init_default_scope('mmseg')
+    torch.manual_seed(0)
+    return MODELS.build(ConfigDict(cfg)).eval()
+
+
+def test_official_upsampling_option(tmp_path, capsys):
+    """A released checkpoint converted and loaded strictly: with
+    test_cfg.align_corners=True its upsampled logits are the official
+    forward's, F.interpolate(decoder logits, input size, bilinear,
+    align_corners=True); with MMSeg's default they differ. Per dataset
+    through test_cfg.datasets; the converter prints the setting."""
+    import torch.nn.functional as F
+    from mmseg.structures import SegDataSample
+    src = randomize(mdf_model_16(dict(mode='whole')), seed=5)
+    suffix = dict(vaihingen=('semsegdecoder', 'vaihingen'),
+                  openearthmap=('semsegdecoder_OpenEarthMap', 'OpenEarthMap'))
+    path = tmp_path / 'official.pth'
+    torch.save({'model': official_from_ours(src, [0, 1], suffix)}, path)
+    out = tmp_path / 'ours.pth'
+    load_tool('model_converters/s5official2s5mm.py').main(
+        [str(path), str(out), '--strict'])
+    assert 'model.test_cfg.align_corners=True' in capsys.readouterr().out
+    state = load_checkpoint_state(str(out))
+
+    x = torch.randn(2, 3, 64, 64)
+    names = ['openearthmap', 'vaihingen']
+
+    def samples():
+        meta = dict(img_shape=(64, 64), pad_shape=(64, 64),
+                    ori_shape=(64, 64))
+        return [SegDataSample(metainfo=dict(meta, dataset_name=n))
+                for n in names]
+
+    with torch.no_grad():
+        # the official decoders' logits (same weights), at 16 x 16; one
+        # sample per dataset
+        decoder = src._forward(x, samples())
+        assert decoder['vaihingen'].shape[-2:] == (16, 16)
+        official = {n: F.interpolate(v, size=(64, 64), mode='bilinear',
+                                     align_corners=True)[0]
+                    for n, v in decoder.items()}
+
+        def logits(test_cfg):
+            model = mdf_model_16(test_cfg)
+            model.load_state_dict(state, strict=True)
+            return [s.seg_logits.data
+                    for s in model.predict(x, samples())]
+
+        ours = logits(dict(mode='whole', align_corners=True))
+        default = logits(dict(mode='whole'))
+        per_dataset = logits(dict(mode='whole', datasets=dict(
+            vaihingen=dict(align_corners=True))))
+    for i, name in enumerate(names):
+        torch.testing.assert_close(ours[i], official[name], rtol=0,
+                                   atol=1e-6)
+        assert (default[i] - official[name]).abs().max() > 1e-4
+    torch.testing.assert_close(per_dataset[1], official['vaihingen'],
+                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(per_dataset[0], default[0], rtol=0, atol=0)
+    with pytest.raises(ValueError, match='align_corners must be None, True'):
+        mdf_model_16(dict(mode='whole', align_corners='yes'))

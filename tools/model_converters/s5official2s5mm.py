@@ -10,6 +10,12 @@ The key mapping is documented in
 ``s5_mm.models.utils.ckpt_convert.convert_s5_official``. Dropped and unknown
 keys are printed; with ``--config`` the result is also checked against the
 model the config builds (missing / unexpected / shape-mismatched keys).
+
+The released code upsamples the decoder's logits to the input with bilinear
+``align_corners=True`` (MMSeg's heads: ``False``); the tool prints the test
+setting that reproduces its predictions, ``model.test_cfg.align_corners=True``
+(``MultiHeadEncoderDecoder``, the configs of ``configs/mdf`` and
+``configs/sdf``).
 """
 import argparse
 import importlib.util
@@ -37,6 +43,15 @@ load_checkpoint_state = _common.load_checkpoint_state
 save_conversion = _common.save_conversion
 
 from s5_mm.models.utils.ckpt_convert import convert_s5_official  # noqa: E402
+
+
+# the released forward: F.interpolate(logits, size, mode='bilinear',
+# align_corners=True)
+OFFICIAL_UPSAMPLING_HINT = (
+    'to reproduce the released predictions, test with the official '
+    'upsampling of the logits (bilinear, align_corners=True): '
+    '--cfg-options model.test_cfg.align_corners=True (or '
+    "test_cfg=dict(..., align_corners=True) in the model config)")
 
 
 def _names(text):
@@ -76,6 +91,7 @@ def main(argv=None):
         unsuffixed_decoder=args.unsuffixed_decoder)
     save_conversion(result, args.src, args.dst, 's5_official', args.config,
                     args.strict, args.allow_partial)
+    print(OFFICIAL_UPSAMPLING_HINT)
 
 
 if __name__ == '__main__':

@@ -21,6 +21,20 @@ isaid_test_pipeline = [
     dict(type='CropWindow'),
     dict(type='PackSegInputs'),
 ]
+# horizontal-flip TTA for `tools/test.py --tta` (SegTTAModel), on the
+# same crop
+isaid_tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='LoadAnnotations')],
+            [dict(type='CropWindow')],
+            [dict(type='RandomFlip', prob=0., direction='horizontal'),
+             dict(type='RandomFlip', prob=1., direction='horizontal')],
+            [dict(type='PackSegInputs')],
+        ]),
+]
 # SeededDataset + a Seeded* sampler: per-sample augmentation seeds, so a
 # resumed run sees the augmentations of a straight one.
 train_dataloader = dict(

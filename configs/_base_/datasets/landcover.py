@@ -11,9 +11,11 @@ train_pipeline = [
     dict(type='GeoRandomFlip', prob=0.5, direction='vertical'),
     dict(type='PackSegInputs'),
 ]
+# optional=True: mmseg.apis.inference_model runs this pipeline on an image
+# path alone (no label)
 test_pipeline = [
     dict(type='LoadGeoImageFromFile', expected_bands=6),
-    dict(type='LoadGeoAnnotations', label_offset=-1),
+    dict(type='LoadGeoAnnotations', label_offset=-1, optional=True),
     dict(type='PackSegInputs'),
 ]
 tta_pipeline = [

@@ -50,6 +50,21 @@ openearthmap_test_pipeline = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs', meta_keys=openearthmap_meta_keys),
 ]
+# horizontal-flip TTA for `tools/test.py --tta` (SegTTAModel; not part of
+# the S5 protocol), after the same resize
+openearthmap_tta_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='TestTimeAug',
+        transforms=[
+            [dict(type='Resize', scale=openearthmap_crop_size,
+                  keep_ratio=False)],
+            [dict(type='RandomFlip', prob=0., direction='horizontal'),
+             dict(type='RandomFlip', prob=1., direction='horizontal')],
+            [dict(type='LoadAnnotations')],
+            [dict(type='PackSegInputs', meta_keys=openearthmap_meta_keys)],
+        ]),
+]
 # SeededDataset + a Seeded* sampler: per-sample augmentation seeds, so a
 # resumed run sees the augmentations of a straight one (multi-dataset
 # configs take the dataset inside: .dataset.dataset).

@@ -143,12 +143,19 @@ class LoadGeoAnnotations(BaseTransform):
         nodata: override the label raster's nodata value.
         num_classes: class count for the range check (None: no check here).
         out_of_range: ``'error'`` or ``'ignore'``.
+        optional: a sample without ``seg_map_path`` passes unchanged (no
+            label), as image-only inference needs: ``mmseg.apis.
+            inference_model`` runs the config's ``test_pipeline`` on
+            ``dict(img_path=...)`` and removes only MMSeg's own
+            ``LoadAnnotations``. Default False: a missing ``seg_map_path``
+            raises (a dataset without its label folder).
     """
 
     def __init__(self, label_offset: int = 0, ignore_index: int = 255,
                  nodata: Optional[float] = None,
                  num_classes: Optional[int] = None,
-                 out_of_range: str = 'error'):
+                 out_of_range: str = 'error',
+                 optional: bool = False):
         if out_of_range not in OUT_OF_RANGE_MODES:
             raise ValueError(f'out_of_range must be one of '
                              f'{OUT_OF_RANGE_MODES}, got {out_of_range!r}')
@@ -157,9 +164,18 @@ class LoadGeoAnnotations(BaseTransform):
         self.nodata = nodata
         self.num_classes = None if num_classes is None else int(num_classes)
         self.out_of_range = out_of_range
+        self.optional = bool(optional)
 
     def transform(self, results: dict) -> dict:
-        path = results['seg_map_path']
+        path = results.get('seg_map_path')
+        if path is None:
+            if self.optional:
+                return results
+            raise KeyError(
+                f"LoadGeoAnnotations: no 'seg_map_path' for image "
+                f"{results.get('img_path')} (the dataset's label folder, "
+                "data_prefix.seg_map_path); for image-only inference set "
+                'LoadGeoAnnotations(optional=True)')
         window = _window(results)
         with RasterStack(path, nodata=self.nodata) as stack:
             if stack.count != 1:
@@ -223,7 +239,8 @@ class LoadGeoAnnotations(BaseTransform):
         return (f'{self.__class__.__name__}(label_offset={self.label_offset}, '
                 f'ignore_index={self.ignore_index}, nodata={self.nodata}, '
                 f'num_classes={self.num_classes}, '
-                f'out_of_range={self.out_of_range!r})')
+                f'out_of_range={self.out_of_range!r}, '
+                f'optional={self.optional})')
 
 
 def _walk_transforms(pipeline):

@@ -4,13 +4,20 @@ As mmdet's ``TeacherStudentValLoop`` (each network in turn through
 ``semi_test_cfg['predict_on']``, metrics prefixed ``teacher/`` and
 ``student/``), but also for models without an EMA teacher (S4P's 'self'
 mode: the student alone), and ``run()`` returns the metrics, so that
-``runner.test()`` gives both figures in one call.
+``runner.test()`` gives both figures in one call. Prediction files of the
+metrics (``output_dir``, ``tools/test.py --out``) go into a subfolder per
+network (``<out>/teacher``, ``<out>/student``) and pictures (``--show-dir``)
+are named ``<network>_<image>`` when the visualizer has a ``name_prefix``
+(``S5SegLocalVisualizer``).
 """
+import os.path as osp
+from contextlib import contextmanager
 from typing import List, Tuple
 
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import TestLoop, ValLoop
 from mmengine.runner.loops import _parse_losses
+from mmengine.utils import mkdir_or_exist
 from mmseg.registry import LOOPS
 
 
@@ -20,6 +27,8 @@ class _TeacherStudentEval:
     def _networks(self) -> Tuple[object, List[str]]:
         model = self.runner.model
         if is_model_wrapper(model):
+            model = model.module
+        if isinstance(model, BaseTTAModel):  # tools/test.py --tta
             model = model.module
         if not (hasattr(model, 'student')
                 and isinstance(getattr(model, 'semi_test_cfg', None), dict)):
@@ -46,9 +55,12 @@ class _TeacherStudentEval:
             for name in names:
                 model.semi_test_cfg['predict_on'] = name
                 losses.clear()
-                for idx, data_batch in enumerate(self.dataloader):
-                    self.run_iter(idx, data_batch)
-                scores = self.evaluator.evaluate(len(self.dataloader.dataset))
+                with _network_outputs(self.evaluator, runner.visualizer,
+                                      name):
+                    for idx, data_batch in enumerate(self.dataloader):
+                        self.run_iter(idx, data_batch)
+                    scores = self.evaluator.evaluate(
+                        len(self.dataloader.dataset))
                 if losses:
                     scores.update(_parse_losses(losses, stage))
                 metrics.update({f'{name}/{k}': v for k, v in scores.items()})
@@ -57,6 +69,36 @@ class _TeacherStudentEval:
         runner.call_hook(f'after_{stage}_epoch', metrics=metrics)
         runner.call_hook(f'after_{stage}')
         return metrics
+
+
+def _metrics_with_output(evaluator):
+    """Metrics that write files (``MultiDatasetSegMetric`` moves its
+    per-dataset ones itself)."""
+    return [m for m in getattr(evaluator, 'metrics', [])
+            if getattr(m, 'output_dir', None)]
+
+
+@contextmanager
+def _network_outputs(evaluator, visualizer, network: str):
+    """One network's pass: its prediction files in ``<output_dir>/<network>``
+    and its pictures named ``<network>_...`` (else the second pass would
+    overwrite the first one's files)."""
+    metrics = _metrics_with_output(evaluator)
+    old_dirs = [m.output_dir for m in metrics]
+    has_prefix = hasattr(visualizer, 'name_prefix')
+    old_prefix = visualizer.name_prefix if has_prefix else None
+    for m, d in zip(metrics, old_dirs):
+        m.output_dir = osp.join(d, network)
+        mkdir_or_exist(m.output_dir)
+    if has_prefix:
+        visualizer.name_prefix = f'{old_prefix}{network}_'
+    try:
+        yield
+    finally:
+        for m, d in zip(metrics, old_dirs):
+            m.output_dir = d
+        if has_prefix:
+            visualizer.name_prefix = old_prefix
 
 
 @LOOPS.register_module()

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
+from mmengine.utils import mkdir_or_exist
 from mmseg.evaluation import IoUMetric
 from PIL import Image
 
@@ -152,6 +153,10 @@ class MultiDatasetSegMetric(BaseMetric):
             into ``mean``; default each metric's first ``iou_metrics`` entry
             (``'mIoU'``, ``'mFscore'``, ...).
         mean_key (str): name of the mean over datasets. Default 'mean'.
+        output_dir (str, optional): prediction PNGs of each dataset into
+            ``<output_dir>/<dataset_name>`` (the dataset metric's own
+            ``output_dir``; ``tools/test.py --out DIR``). Default None: each
+            metric keeps its own setting.
 
     Each metric gets the metainfo of its dataset: the val/test dataset is an
     ``MDFConcatDataset`` (or MMDet's ``ConcatDataset`` of datasets whose
@@ -163,6 +168,7 @@ class MultiDatasetSegMetric(BaseMetric):
                  dataset_metrics: Dict[str, Union[dict, BaseMetric]],
                  primary: Optional[Dict[str, str]] = None,
                  mean_key: str = 'mean',
+                 output_dir: Optional[str] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None):
         super().__init__(collect_device=collect_device, prefix=prefix)
@@ -187,6 +193,26 @@ class MultiDatasetSegMetric(BaseMetric):
             for name, m in self.dataset_metrics.items()
         }
         self.mean_key = mean_key
+        self._output_dir = None
+        if output_dir is not None:
+            self.output_dir = output_dir
+
+    @property
+    def output_dir(self) -> Optional[str]:
+        return self._output_dir
+
+    @output_dir.setter
+    def output_dir(self, path: Optional[str]) -> None:
+        self._output_dir = path
+        if path is None:
+            return
+        for name, metric in self.dataset_metrics.items():
+            if not hasattr(metric, 'output_dir'):
+                raise TypeError(f'MultiDatasetSegMetric output_dir: the '
+                                f'metric of {name!r} ({type(metric).__name__}'
+                                ') writes no prediction files')
+            metric.output_dir = osp.join(path, name)
+            mkdir_or_exist(metric.output_dir)
 
     @staticmethod
     def _default_primary(metric) -> Optional[str]:

@@ -30,9 +30,19 @@ samples and ignored pixels fall on the ranks
 - ``flip``: ``False``, ``True`` (= horizontal) or a list of
   ``'horizontal'`` / ``'vertical'``: the softmax of the plain and the
   flipped predictions is averaged (S5: Vaihingen, Potsdam).
+- ``align_corners``: ``None`` (default: the decode heads' own setting,
+  ``False`` in the S5 configs) or a bool for every bilinear upsampling of
+  the logits at test time (decoder resolution -> input, and -> the original
+  size). ``True`` is the released S5 code's upsampling: a converted
+  official checkpoint then reproduces its predictions
+  (``tools/model_converters/s5official2s5mm.py`` prints the setting).
 - ``datasets``: ``{name: {key: value}}`` per-dataset overrides of the keys
   above, e.g. ``loveda=dict(mode='slide', crop_size=(512, 512),
   stride=(256, 256))``.
+- ``default_dataset``: the dataset (head and MoE expert) of samples whose
+  metainfo names none, e.g. images given to ``mmseg.apis.inference_model``
+  or ``MMSegInferencer``; default None: such samples raise (unless the
+  model has one head). Samples of an ``MDFConcatDataset`` keep their own.
 """
 import copy
 from typing import Callable, Dict, List, Optional, Sequence
@@ -100,6 +110,10 @@ def _check_test_cfg(cfg: dict, where: str) -> None:
             if key not in cfg:
                 raise KeyError(f"{where}: mode='slide' needs {key}")
     flip_directions(cfg.get('flip', False), where)
+    align = cfg.get('align_corners')
+    if align is not None and not isinstance(align, bool):
+        raise ValueError(f'{where}.align_corners must be None, True or '
+                         f'False, got {align!r}')
 
 
 def flip_directions(flip, where: str = 'test_cfg') -> List[str]:
@@ -122,6 +136,10 @@ def dataset_test_cfgs(test_cfg, names: Sequence[str]) -> Dict[str, ConfigDict]:
     base = dict(copy.deepcopy(dict(test_cfg or {})))
     per = _check_names(base.pop('datasets', None), names,
                        'test_cfg.datasets')
+    default = base.get('default_dataset')
+    if default is not None and default not in names:
+        raise ValueError(f'test_cfg.default_dataset {default!r} has no head; '
+                         f'the model has heads {list(names)}')
     out = {}
     for name in names:
         cfg = dict(base)
@@ -129,6 +147,9 @@ def dataset_test_cfgs(test_cfg, names: Sequence[str]) -> Dict[str, ConfigDict]:
         if not isinstance(override, dict):
             raise TypeError(f'test_cfg.datasets[{name!r}] must be a dict, got '
                             f'{type(override).__name__}')
+        if 'default_dataset' in override:
+            raise ValueError(f'test_cfg.datasets[{name!r}]: default_dataset '
+                             'is a model-wide key (test_cfg.default_dataset)')
         cfg.update(copy.deepcopy(dict(override)))
         _check_test_cfg(cfg, f'test_cfg.datasets[{name!r}]'
                         if name in per else 'test_cfg')

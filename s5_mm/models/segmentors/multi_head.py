@@ -38,7 +38,9 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
 
     Multi-dataset options (per-dataset loss weights and start iterations,
     DDP with datasets absent from a rank, per-dataset ``test_cfg`` with flip
-    averaging, S4P checkpoints): see :mod:`.mdf_utils`.
+    averaging, the head of image-only inference (``default_dataset``), the
+    released code's upsampling (``align_corners``), S4P checkpoints): see
+    :mod:`.mdf_utils`.
 
     Args:
         decode_head (dict): ``{dataset_name: decode head config}``.
@@ -127,7 +129,9 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
                                                  plan['groups'], n_src)
         self.num_classes = {n: h.num_classes
                             for n, h in self.decode_head.items()}
-        self.out_channels = None  # set per dataset during inference
+        # the dataset's own inside a per-dataset pass (_dataset); outside,
+        # any head's > 1 (softmax) is what MMSeg's SegTTAModel reads
+        self.out_channels = min(h.out_channels for h in heads)
 
     def _init_auxiliary_head(self, auxiliary_head) -> None:
         if auxiliary_head is None:
@@ -294,15 +298,45 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
     @contextmanager
     def _dataset(self, name: str):
         # slide_inference / inference read self.out_channels and
-        # self.test_cfg (per dataset: test_cfg.datasets[name]).
+        # self.test_cfg (per dataset: test_cfg.datasets[name]);
+        # postprocess_result reads self.align_corners.
         head = self.decode_head[name]
-        old = self.out_channels, self.test_cfg
+        old = self.out_channels, self.test_cfg, self.align_corners
         self.out_channels = head.out_channels
         self.test_cfg = self.dataset_test_cfg(name)
+        align = (self.test_cfg or {}).get('align_corners')
+        if align is not None:
+            self.align_corners = align
         try:
             yield head
         finally:
-            self.out_channels, self.test_cfg = old
+            self.out_channels, self.test_cfg, self.align_corners = old
+
+    def _test_metas(self, metas: Sequence[dict]) -> List[dict]:
+        """Metainfos with ``test_cfg.default_dataset`` where a sample names
+        no dataset (image-only inference, e.g. ``mmseg.apis``)."""
+        default = (self.test_cfg or {}).get('default_dataset')
+        unnamed = [m for m in metas
+                   if 'dataset_name' not in m and 'dataset_id' not in m]
+        if not unnamed:
+            return list(metas)
+        if default is None:
+            if len(self.dataset_names) == 1:
+                return list(metas)
+            what = unnamed[0].get('img_path') or 'a batch without samples'
+            raise KeyError(
+                f'{what}: no dataset named (metainfo '
+                f"'dataset_name') and the model has heads "
+                f'{self.dataset_names}: set model.test_cfg.default_dataset '
+                '(e.g. --cfg-options / init_model(cfg_options=...)) to '
+                'pick the head and expert')
+        return [m if 'dataset_name' in m or 'dataset_id' in m else
+                dict(m, dataset_name=default) for m in metas]
+
+    def _single_test_dataset(self) -> str:
+        """The dataset of a batch without data samples."""
+        name = self._test_metas([{}])[0].get('dataset_name')
+        return name or self.dataset_names[0]
 
     def dataset_test_cfg(self, name: str):
         """``test_cfg`` of dataset ``name`` (``test_cfg.datasets[name]``
@@ -321,29 +355,39 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
 
     def encode_decode(self, inputs: Tensor,
                       batch_img_metas: List[dict]) -> Tensor:
-        names = self.sample_dataset_names(batch_img_metas)
+        names = self.sample_dataset_names(self._test_metas(batch_img_metas))
         if len(set(names)) != 1:
             raise ValueError('encode_decode takes one dataset per call, got '
                              f'{sorted(set(names))}; use predict()')
         x = self.extract_feat(inputs, names)
-        return self.decode_head[names[0]].predict(x, batch_img_metas,
-                                                  self.test_cfg)
+        head = self.decode_head[names[0]]
+        align = (self.dataset_test_cfg(names[0]) or {}).get('align_corners')
+        if align is None or align == head.align_corners:
+            return head.predict(x, batch_img_metas, self.test_cfg)
+        # only the upsampling to the input (predict_by_feat), not the
+        # decoder's own resizes (UPerHead's pyramid reads align_corners too)
+        logits = head.forward(x)
+        old, head.align_corners = head.align_corners, align
+        try:
+            return head.predict_by_feat(logits, batch_img_metas)
+        finally:
+            head.align_corners = old
 
     def predict(self, inputs: Tensor, data_samples=None):
         if data_samples is None:
-            if len(self.dataset_names) != 1:
-                raise ValueError('predict without data_samples is ambiguous '
-                                 'with several datasets; pass data_samples '
-                                 'with dataset_name in their metainfo')
-            return super().predict(inputs, data_samples)
-        metas = [s.metainfo for s in data_samples]
+            with self._dataset(self._single_test_dataset()):
+                return super().predict(inputs, data_samples)
+        metas = self._test_metas([s.metainfo for s in data_samples])
         names = self.sample_dataset_names(metas)
         for name, idx in group_by_dataset(names):
             sub_inputs = take_samples(inputs, idx, len(names))
+            samples = [data_samples[i] for i in idx]
             with self._dataset(name):
                 logits = self.inference(sub_inputs, [metas[i] for i in idx])
-            # postprocess_result fills the samples in place.
-            self.postprocess_result(logits, [data_samples[i] for i in idx])
+                # postprocess_result fills the samples in place.
+                self.postprocess_result(logits, samples)
+            for sample in samples:  # which head predicted it
+                sample.set_metainfo(dict(dataset_name=name))
         return data_samples
 
     def _forward(self, inputs: Tensor, data_samples=None) -> Dict[str, Tensor]:
@@ -351,13 +395,10 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
         samples of each dataset (all samples of the one dataset when
         ``data_samples`` is None and there is a single head)."""
         if data_samples is None:
-            if len(self.dataset_names) != 1:
-                raise ValueError('tensor mode with several datasets needs '
-                                 'data_samples with dataset_name')
-            names = self.dataset_names * inputs.shape[0]
+            names = [self._single_test_dataset()] * inputs.shape[0]
         else:
             names = self.sample_dataset_names(
-                [s.metainfo for s in data_samples])
+                self._test_metas([s.metainfo for s in data_samples]))
         x = self.extract_feat(inputs, names)
         return {
             name: self.decode_head[name].forward(

@@ -95,12 +95,18 @@ class S4PSegmentor(BaseSegmentor):
             does), ``joint_forward`` (one student pass
             on labelled + strong images), ``ignore_index``, ``seed`` (CutMix
             seed; default: torch's initial seed).
-        semi_test_cfg (dict): ``predict_on`` 'student' or 'teacher' (the
-            network ``predict`` uses; ``S4PTeacherStudentTestLoop`` and
-            ``S4PTeacherStudentValLoop`` switch it to score both).
+        semi_test_cfg (dict): ``predict_on`` 'student' (default) or
+            'teacher' (the EMA teacher; with ``teacher='self'`` that is the
+            student): the network ``predict`` / ``encode_decode`` use, e.g.
+            ``--cfg-options model.semi_test_cfg.predict_on=teacher`` or
+            ``mmseg.apis.init_model(..., cfg_options={'model.semi_test_cfg.
+            predict_on': 'teacher'})``. ``S4PTeacherStudentTestLoop`` and
+            ``S4PTeacherStudentValLoop`` switch it to score both.
         data_preprocessor (dict, optional): a multi-branch preprocessor, or
             a plain one, which is wrapped in
             ``mmdet.MultiBranchDataPreprocessor`` (default: the segmentor's).
+        pretrained, train_cfg: only None (what ``mmseg.apis.init_model``
+            passes); the wrapped segmentor's go into ``segmentor``.
     """
 
     def __init__(self,
@@ -108,7 +114,18 @@ class S4PSegmentor(BaseSegmentor):
                  semi_train_cfg: Optional[dict] = None,
                  semi_test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
-                 init_cfg: Optional[dict] = None):
+                 init_cfg: Optional[dict] = None,
+                 pretrained: Optional[str] = None,
+                 train_cfg: Optional[dict] = None):
+        # mmseg.apis.init_model sets both to None on every model config
+        for key, value in (('pretrained', pretrained),
+                           ('train_cfg', train_cfg)):
+            if value is not None:
+                raise ValueError(
+                    f'S4PSegmentor takes no {key} (got {value!r}); set '
+                    f'segmentor.{key} for the wrapped segmentor'
+                    + (' and semi_train_cfg for S4P'
+                       if key == 'train_cfg' else ''))
         self.semi_train_cfg = _merge_cfg(DEFAULT_SEMI_TRAIN_CFG,
                                          semi_train_cfg, 'semi_train_cfg')
         self.semi_test_cfg = _merge_cfg(DEFAULT_SEMI_TEST_CFG, semi_test_cfg,
@@ -183,6 +200,11 @@ class S4PSegmentor(BaseSegmentor):
     def predictor(self):
         use_teacher = self.semi_test_cfg['predict_on'] == 'teacher'
         return self.pseudo_labeler if use_teacher else self.student
+
+    @property
+    def out_channels(self) -> int:
+        # MMSeg's SegTTAModel reads it (softmax vs sigmoid merge)
+        return self.predictor.out_channels
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -84,6 +84,21 @@ def test_label_map_and_reduce_zero_label(tmp_path):
     assert res['gt_seg_map'].tolist() == [[255, 0, 255]]
 
 
+def test_optional_labels_for_image_only_inference(shared_data):
+    """optional=True: a sample without seg_map_path (mmseg.apis) passes
+    without labels; by default the missing key is named."""
+    files, strata = landcover(shared_data)
+    res = LoadGeoImageFromFile()(dict(img_path=files))
+    out = LoadGeoAnnotations(label_offset=-1, optional=True)(dict(res))
+    assert 'gt_seg_map' not in out and 'seg_fields' not in out
+    with pytest.raises(KeyError, match="no 'seg_map_path'.*lsat7_2000_10"
+                       r".*optional=True"):
+        LoadGeoAnnotations(label_offset=-1)(dict(res))
+    labelled = LoadGeoAnnotations(label_offset=-1, optional=True)(
+        dict(res, seg_map_path=strata))
+    assert labelled['gt_seg_map'].shape == (264, 489)
+
+
 def test_errors_name_files(shared_data, tmp_path):
     files, strata = landcover(shared_data)
     with pytest.raises(ValueError, match='expected 4 bands.*lsat7_2000_10'):

@@ -210,3 +210,24 @@ def test_loveda_server_pngs_hold_class_ids(tmp_path):
     mm.process({}, [samples[0].to_dict()])
     np.testing.assert_array_equal(
         np.asarray(Image.open(tmp_path / 'mm' / '4191.png')), preds[0] + 1)
+
+
+def test_multi_dataset_output_dir_one_folder_per_dataset(tmp_path):
+    """output_dir (tools/test.py --out): each dataset's PNGs in
+    <output_dir>/<name>, named like the image; one tile name in both."""
+    pv, gv = random_case(5, 5, n=1)
+    pl, gl = random_case(6, 7, n=1)
+    res = run(vp_metric(output_dir=str(tmp_path)), META,
+              [sample(pv[0], gv[0], 'vaihingen', 'a/t.png'),
+               sample(pl[0], gl[0], 'loveda', 'b/t.png')])
+    assert 'vaihingen/mIoU' in res
+    np.testing.assert_array_equal(
+        np.array(Image.open(tmp_path / 'vaihingen/t.png')), pv[0])
+    np.testing.assert_array_equal(
+        np.array(Image.open(tmp_path / 'loveda/t.png')), pl[0])
+    with pytest.raises(TypeError, match="metric of 'v' .*writes no "
+                       'prediction files'):
+        MultiDatasetSegMetric(
+            dataset_metrics=dict(v=dict(type='DumpResults',
+                                        out_file_path='x.pkl')),
+            output_dir=str(tmp_path))
