@@ -178,3 +178,18 @@ def test_check_hook_names_the_disagreeing_datasets(two):
     with pytest.raises(ValueError, match='has no dataset_name'):
         hook.before_test(fake_runner(plain, ['small', 'large']))
     hook.before_test(fake_runner(plain, ['small']))  # one head: fine
+
+
+def test_check_hook_compares_declared_classes(two):
+    """classifier_init.dataset_classes must be the datasets' class lists."""
+    ds = MDFConcatDataset(two, dataset_names=['small', 'large'])
+    runner = fake_runner(ds, ['small', 'large'])
+    runner.model._classifier_init_arg = dict(
+        checkpoint_classes=('c0', 'c1', 'c2'),
+        dataset_classes=dict(small=('c0', 'c1', 'c2'),
+                             large=('c0', 'c1', 'c2', 'c3')))
+    MultiDatasetCheckHook().before_train(runner)
+    runner.model._classifier_init_arg['dataset_classes']['large'] = (
+        'c0', 'c1', 'c3', 'c2')
+    with pytest.raises(ValueError, match=r"dataset 'large' has classes"):
+        MultiDatasetCheckHook().before_train(runner)

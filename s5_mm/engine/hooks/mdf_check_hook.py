@@ -6,6 +6,7 @@ from typing import List, Optional
 from mmengine.hooks import Hook
 
 from s5_mm.datasets.multi_dataset import dataset_names_of
+from s5_mm.datasets.seeded_dataset import unwrap_dataset
 from s5_mm.registry import HOOKS
 
 
@@ -32,6 +33,9 @@ class MultiDatasetCheckHook(Hook):
     - val / test: every dataset has a head and, with a
       ``MultiDatasetSegMetric``, a metric; every metric has a head.
     A dataset without a name is accepted only by a one-head model.
+    The model's ``classifier_init.dataset_classes`` must be the class lists
+    of the datasets of those names (the kept / merged classifiers rely on
+    them).
     """
     priority = 'VERY_HIGH'
 
@@ -73,9 +77,29 @@ class MultiDatasetCheckHook(Hook):
                 raise ValueError(f'{what} evaluator: metrics for datasets '
                                  f'{stray} that have no head ({heads})')
 
+    @staticmethod
+    def _check_classes(runner, loader, what: str) -> None:
+        model = getattr(runner.model, 'module', runner.model)
+        declared = ((getattr(model, '_classifier_init_arg', None) or {})
+                    .get('dataset_classes') or {})
+        if not declared or loader is None:
+            return
+        dataset = unwrap_dataset(loader.dataset)
+        parts = getattr(dataset, 'datasets', [dataset])
+        for name, part in zip(dataset_names_of(loader.dataset), parts):
+            classes = (getattr(part, 'metainfo', None) or {}).get('classes')
+            if name in declared and classes is not None and \
+                    list(classes) != list(declared[name]):
+                raise ValueError(
+                    f'{what}: dataset {name!r} has classes {list(classes)}, '
+                    f'model.classifier_init.dataset_classes.{name} says '
+                    f'{list(declared[name])}')
+
     def before_train(self, runner) -> None:
         self._check(runner, runner.train_loop.dataloader, 'train_dataloader',
                     exact=True)
+        self._check_classes(runner, runner.train_loop.dataloader,
+                            'train_dataloader')
         val = runner.val_loop
         if val is not None:
             self._check(runner, val.dataloader, 'val_dataloader',
