@@ -1,9 +1,10 @@
 """Helpers of tests/engine/test_fsdp_smoke.py: the tiny S4P model of the
 FSDP configs, synthetic multi-branch batches, forked gloo workers."""
 import os
-import socket
 
 import torch
+
+from s5_mm.testing.checks import free_port
 
 CONFIG = 'configs/s4p/vit-l_rs4p1m_fsdp.py'
 SIZE = 32  # input crop
@@ -72,12 +73,6 @@ def batch(n_lab=2, n_unl=2, seed=0):
             sup=[sample(m) for m in labels],
             unsup_teacher=[sample(zeros) for _ in weak],
             unsup_student=[sample(zeros) for _ in strong]))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def _entry(rank, fn, world, port, args):

@@ -11,7 +11,6 @@ import glob
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,14 +18,10 @@ from pathlib import Path
 
 from mmengine.config import Config
 
+from s5_mm.testing.checks import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = str(REPO / 'tools' / 'train.py')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def dump_config(cfg: dict, path) -> str:

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 
 from s5_mm.testing import landcover_model as lm
 from s5_mm.testing import load_tool
+from s5_mm.testing.checks import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -437,18 +437,12 @@ def test_kill_and_resume_equals_uninterrupted(run, big_pool, uninterrupted,
     _same_result(out, uninterrupted)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_two_gloo_processes_equal_one(run, big_pool, uninterrupted,
                                       tmp_path):
     out = tmp_path / 'out'
     cmd = _cmd(run, big_pool, out)
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node',
-           '2', '--master_port', str(_free_port()), *cmd[1:],
+           '2', '--master_port', str(free_port()), *cmd[1:],
            '--launcher', 'pytorch']
     res = subprocess.run(cmd, env=_env(), capture_output=True, text=True,
                          timeout=400)

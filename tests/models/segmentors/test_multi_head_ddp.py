@@ -6,11 +6,12 @@ single process gets from the union batch: each dataset's CE is divided by
 its global pixel count / world size (s5_mm.models.utils.dist_loss), so DDP's
 average of the two ranks' gradients is that of the per-dataset means over
 the union batch (with per-rank means it would be half of it)."""
-import socket
 
 import pytest
 import torch
 import torch.multiprocessing as mp
+
+from s5_mm.testing.checks import free_port
 
 NAMES = ['potsdam', 'loveda']
 CLASSES = dict(potsdam=5, loveda=7)
@@ -99,12 +100,6 @@ def _worker(rank, world, port, out, find_unused, touch):
         dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def _reference():
     model = _build(dict())
     optim = _optim(model)
@@ -126,7 +121,7 @@ def reference():
                               'find-unused-parameters'])
 def test_ranks_with_disjoint_datasets_sync(tmp_path, reference, find_unused,
                                            touch):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), find_unused,
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path), find_unused,
                             touch), nprocs=2, join=True)
     r0 = torch.load(tmp_path / 'rank0.pth')
     r1 = torch.load(tmp_path / 'rank1.pth')
@@ -150,5 +145,5 @@ def test_without_zero_touch_ddp_reports_the_unused_heads(tmp_path):
     """The failure the zero-touch prevents (so the test above can fail)."""
     with pytest.raises(mp.ProcessRaisedException,
                        match='did not receive grad'):
-        mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), False,
+        mp.spawn(_worker, args=(2, free_port(), str(tmp_path), False,
                                 False), nprocs=2, join=True)
