@@ -42,14 +42,19 @@ def _tp_fp_fn(conf: np.ndarray):
     return tp, conf.sum(-2) - tp, conf.sum(-1) - tp
 
 
-def miou(conf: np.ndarray) -> np.ndarray:
-    """Mean IoU in % of (..., K, K) matrices; a class absent from labels
-    and predictions is left out of the mean (MMSeg's NaN rule)."""
+def class_iou(conf: np.ndarray) -> np.ndarray:
+    """Per-class IoU (0..1) of (..., K, K) matrices; NaN for a class absent
+    from labels and predictions (MMSeg's rule)."""
     tp, fp, fn = _tp_fp_fn(conf)
     union = tp + fp + fn
     with np.errstate(invalid='ignore', divide='ignore'):
-        iou = np.where(union > 0, tp / union, np.nan)
-    return 100 * np.nanmean(iou, axis=-1)
+        return np.where(union > 0, tp / union, np.nan)
+
+
+def miou(conf: np.ndarray) -> np.ndarray:
+    """Mean IoU in % of (..., K, K) matrices; a class absent from labels
+    and predictions is left out of the mean (MMSeg's NaN rule)."""
+    return 100 * np.nanmean(class_iou(conf), axis=-1)
 
 
 def mf1(conf: np.ndarray) -> np.ndarray:

@@ -9,6 +9,8 @@ import socket
 
 import numpy as np
 
+from s5_mm.evaluation.bootstrap import class_iou, confusion_per_tile
+
 
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now (for a rendezvous)."""
@@ -33,22 +35,14 @@ def top2(scores, axis: int = 0):
 
 def confusion(pred, label, num_classes: int, ignore_index: int = 255):
     """(num_classes, num_classes) counts, rows = label, columns = pred."""
-    pred = np.asarray(pred).ravel()
-    label = np.asarray(label).ravel()
-    valid = label != ignore_index
-    return np.bincount(num_classes * label[valid].astype(np.int64) +
-                       pred[valid], minlength=num_classes**2).reshape(
-                           num_classes, num_classes)
+    return confusion_per_tile([np.ravel(pred)], [np.ravel(label)],
+                              num_classes, ignore_index)[0]
 
 
 def miou_from_confusion(cm, classes=None) -> float:
     """Mean IoU (%) over ``classes`` (default all), classes absent from both
     labels and predictions left out (as MMSeg's IoUMetric)."""
-    cm = np.asarray(cm, dtype=np.float64)
-    inter = np.diag(cm)
-    union = cm.sum(0) + cm.sum(1) - inter
-    with np.errstate(invalid='ignore', divide='ignore'):
-        iou = inter / union
+    iou = class_iou(np.asarray(cm))
     if classes is not None:
         iou = iou[list(classes)]
     return float(np.nanmean(iou) * 100)
