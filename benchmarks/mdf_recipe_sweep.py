@@ -42,7 +42,8 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def s4p_on_tuning(s4p, data_root, mdf_cfg):
+def s4p_on_tuning(s4p, data_root):
+    import numpy as np
     from mmengine.config import Config
 
     from s5_mm.apis.dataset_predictions import predict_dataset
@@ -55,11 +56,12 @@ def s4p_on_tuning(s4p, data_root, mdf_cfg):
     lc3_cfg = Config.fromfile(str(REPO / MDF_CFG))
     lut = merge_lut(lc3_cfg.model.classifier_init, 'lc3')
     _, c7 = confusions_by_path(recs, 7)
+    # the lc3 labels are the 7-class ones merged by the same map
     lc3 = {}
     for r in recs:
-        lab = r['label']
-        lc3[str(r['img_path'])] = lut[lab.clip(0, 6)] * (lab != 255) + \
-            255 * (lab == 255)
+        ignored = r['label'] == 255
+        lc3[str(r['img_path'])] = np.where(
+            ignored, 255, lut[np.where(ignored, 0, r['label'])])
     _, c3 = confusions_by_path(recs, 3, lut, lc3)
     return {'lc7/mIoU': float(miou(c7.sum(0))),
             'lc3/mFscore': float(mf1(c3.sum(0)))}
@@ -95,7 +97,7 @@ def main(argv=None):
     s4p = json.loads((pipe / 's4p' / 'stage.json').read_text())['result']
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    base = s4p_on_tuning(s4p, Path(args.data_root).resolve(), None)
+    base = s4p_on_tuning(s4p, Path(args.data_root).resolve())
     rows = [dict(variant='S4P (start)', tuning=base)]
     print(json.dumps(rows[0]), flush=True)
     for seed in args.seeds:

@@ -110,8 +110,9 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
         self.align_corners = heads[0].align_corners
         self.classifier_plan = plan_classifier_init(
             self._classifier_init_arg, list(self.decode_head))
-        n_src = len((self._classifier_init_arg or {}).get(
-            'checkpoint_classes') or ())
+        self.num_checkpoint_classes = n_src = len(
+            (self._classifier_init_arg or {}).get('checkpoint_classes')
+            or ())
         for name, plan in self.classifier_plan.items():
             head = self.decode_head[name]
             if plan['rule'] == KEEP and head.num_classes != n_src:
@@ -181,8 +182,7 @@ class MultiHeadEncoderDecoder(EncoderDecoder):
                                       error_msgs)
 
     def _check_checkpoint_classes(self, state_dict, head_prefix) -> None:
-        n_src = len(self._classifier_init_arg.get('checkpoint_classes')
-                    or ()) if self._classifier_init_arg else 0
+        n_src = self.num_checkpoint_classes
         for name, plan in self.classifier_plan.items():
             key = f'{head_prefix}{name}.conv_seg.weight'
             if plan['rule'] in (KEEP, MERGE) and key in state_dict and \
